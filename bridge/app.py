@@ -1,0 +1,73 @@
+"""The bridge as a whole: settings in, driver and server wired, signals handled."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+import structlog
+
+from bridge import __version__
+from bridge.backends import build_backends
+from bridge.driver import Backend, Driver
+from bridge.server import BridgeServer
+from bridge.settings import Settings
+
+log = structlog.get_logger(component="bridge")
+
+SHUTDOWN_SECONDS = 5.0
+
+
+class Bridge:
+    """A driver with its backends, served over WebSocket."""
+
+    def __init__(self, settings: Settings, backends: Sequence[Backend] | None = None) -> None:
+        self.settings = settings
+        self.driver = Driver(
+            build_backends(settings) if backends is None else backends,
+            event_seconds=settings.server.event_seconds,
+        )
+        server = settings.server
+        self.server = BridgeServer(
+            self.driver,
+            host=server.host,
+            port=server.port,
+            driver_version=__version__,
+            server_version=__version__,
+            command_timeout=server.command_timeout,
+            ping_interval=server.ping_interval,
+            ping_timeout=server.ping_timeout,
+            max_queued_events=server.max_queued_events,
+        )
+
+    @property
+    def url(self) -> str:
+        host = self.server.host
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{self.server.port}"
+
+    async def start(self) -> None:
+        """Start the backends first: clients refuse a driver that is not yet connected."""
+        await self.driver.start()
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop(grace=SHUTDOWN_SECONDS / 2)
+        await self.driver.stop()
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down cleanly within a few seconds."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info("eufy-bridge ready", url=self.url, stations=len(self.driver.stations),
+                 devices=len(self.driver.devices))
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
+                await self.stop()

@@ -1,0 +1,66 @@
+"""The ``eufy-bridge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bridge import __version__, logs
+from bridge.settings import ConfigError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eufy-bridge",
+        description="Serve SkyBell and DoorBird doorbells to eufy-security-ws clients.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="YAML or JSON configuration file")
+    parser.add_argument("--host", help="address to listen on (server.host)")
+    parser.add_argument("--port", type=int, help="port to listen on (server.port)")
+    parser.add_argument("--log-level", choices=logs.LEVELS, help="log level (log.level)")
+    parser.add_argument("--log-format", choices=("console", "json"),
+                        help="log format (log.format)")
+    parser.add_argument("--version", action="version", version=f"eufy-bridge {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config,
+            **{
+                "server.host": args.host,
+                "server.port": args.port,
+                "log.level": args.log_level,
+                "log.format": args.log_format,
+            },
+        )
+    except ConfigError as exc:
+        print(f"eufy-bridge: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log.level, settings.log.format)
+
+    from bridge.app import Bridge
+
+    try:
+        bridge = Bridge(settings)
+    except ConfigError as exc:
+        print(f"eufy-bridge: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(bridge.run())
+    except OSError as exc:
+        print(f"eufy-bridge: cannot listen on {settings.server.host}:"
+              f"{settings.server.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,80 @@
+"""The small interface every vendor backend implements.
+
+A backend owns the conversation with one vendor account or device: it discovers stations and
+devices and registers them with the driver, keeps their properties current, turns vendor events
+into driver calls (``pulse``, ``update_property``, ``set_station_connected``) and carries out
+writes and commands.  Adding a vendor means adding a backend; the server never changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from bridge.driver.errors import NotSupported
+
+if TYPE_CHECKING:
+    from bridge.driver.driver import Driver
+    from bridge.driver.model import Entity
+
+
+class Backend(ABC):
+    """One vendor connection.  Only ``start`` and ``stop`` are mandatory."""
+
+    vendor: str = "backend"
+
+    @abstractmethod
+    async def start(self, driver: Driver) -> None:
+        """Discover stations and devices, register them with ``driver`` and start events.
+
+        Raise on a configuration or credential problem; the driver reports it as a
+        ``connection error`` and keeps the rest of the bridge running.
+        """
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop event sources and release every connection (and anything made on the device)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the vendor API answers."""
+        return True
+
+    @property
+    def push_connected(self) -> bool:
+        """Whether the backend's real-time event channel is up."""
+        return False
+
+    async def refresh(self) -> None:
+        """Re-read stations, devices and properties (``driver.poll_refresh``)."""
+        return None
+
+    async def set_property(self, entity: Entity, name: str, value: Any) -> None:
+        """Write one already validated property to the vendor."""
+        raise NotSupported(f"{name} cannot be written on {entity.serial}")
+
+    async def run_command(self, entity: Entity, command: str, params: dict[str, Any]) -> Any:
+        """Carry out an action command listed in ``entity.commands``.
+
+        ``command`` is the catalog name without its prefix (``reboot``, ``unlock``...).  Return
+        nothing, or a dict merged into the result.
+        """
+        raise NotSupported(f"{command} is not supported on {entity.serial}")
+
+    async def get_events(
+        self, kind: str, start_ms: float, end_ms: float, max_results: int | None
+    ) -> list[dict[str, Any]]:
+        """Event records (``video``, ``alarm`` or ``history``) between two instants."""
+        return []
+
+    async def get_voices(self, entity: Entity) -> dict[str, Any]:
+        """Quick-response voices of a doorbell."""
+        return {}
+
+    async def submit_verify_code(self, code: str) -> bool:
+        """Answer a two-factor request this backend raised; False when none is pending."""
+        return False
+
+    async def submit_captcha(self, captcha_id: str | None, captcha: str) -> bool:
+        """Answer a captcha request this backend raised; False when none is pending."""
+        return False

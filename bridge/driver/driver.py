@@ -1,0 +1,260 @@
+"""The driver: the registry of stations and devices, the event bus, and the rules that turn
+backend facts into eufy events (property changes, ring and motion pulses, connectivity)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import structlog
+
+from bridge.driver import properties
+from bridge.driver.backend import Backend
+from bridge.driver.errors import (
+    BridgeError,
+    DeviceNotFound,
+    InvalidProperty,
+    NotSupported,
+    PropertyNotSupported,
+    PropertyReadonly,
+    StationNotFound,
+)
+from bridge.driver.events import DriverEvent, EventBus
+from bridge.driver.model import Device, Entity, PropertyMetadata, Station
+
+log = structlog.get_logger(component="bridge.driver")
+
+PulseKind = Literal["ring", "motion", "person"]
+
+# A pulse is an event with state true, then false after the event duration, mirrored by a
+# boolean property (PROTOCOL.md §1).
+_PULSES: dict[str, tuple[str, str]] = {
+    "ring": ("rings", "ringing"),
+    "motion": ("motion detected", "motionDetected"),
+    "person": ("person detected", "personDetected"),
+}
+
+_KNOWN_PROPERTIES = frozenset(
+    meta.name for meta in vars(properties).values() if isinstance(meta, PropertyMetadata)
+)
+
+
+class Driver:
+    """Holds the eufy-shaped state and publishes every change once on :attr:`bus`."""
+
+    def __init__(self, backends: Iterable[Backend] = (), *, event_seconds: float = 5.0) -> None:
+        self.backends: list[Backend] = list(backends)
+        self.event_seconds = event_seconds
+        self.bus = EventBus()
+        self.stations: dict[str, Station] = {}
+        self.devices: dict[str, Device] = {}
+        self.connected = False
+        self._pulses: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._known_properties: set[str] = set(_KNOWN_PROPERTIES)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start every backend; one failing backend is reported, not fatal."""
+        await asyncio.gather(*(self._start_backend(b, timeout) for b in self.backends))
+        self.connected = True
+        self.publish("driver", "connected")
+
+    async def _start_backend(self, backend: Backend, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await backend.start(self)
+        except Exception as exc:  # a backend's trouble must not stop the bridge
+            reason = exc.detail if isinstance(exc, BridgeError) else str(exc) or type(exc).__name__
+            log.error("backend failed to start", vendor=backend.vendor, reason=reason)
+            self.publish("driver", "connection error", error={"message": reason})
+
+    async def stop(self) -> None:
+        for handle in self._pulses.values():
+            handle.cancel()
+        self._pulses.clear()
+        for backend in self.backends:
+            try:
+                await backend.stop()
+            except Exception:
+                log.exception("backend failed to stop", vendor=backend.vendor)
+        if self.connected:
+            self.connected = False
+            self.publish("driver", "disconnected")
+
+    async def connect(self) -> bool:
+        """``driver.connect``: (re)start backends when disconnected."""
+        if not self.connected:
+            await self.start()
+        return self.connected
+
+    async def disconnect(self) -> None:
+        """``driver.disconnect``: stop every backend; the state stays readable."""
+        await self.stop()
+
+    async def poll_refresh(self) -> None:
+        await asyncio.gather(*(b.refresh() for b in self.backends))
+
+    @property
+    def push_connected(self) -> bool:
+        return bool(self.backends) and all(b.push_connected for b in self.backends)
+
+    # ------------------------------------------------------------------ lookups
+    def station(self, serial: Any) -> Station:
+        station = self.stations.get(serial) if isinstance(serial, str) else None
+        if station is None:
+            raise StationNotFound(f"no station {serial!r}")
+        return station
+
+    def device(self, serial: Any) -> Device:
+        device = self.devices.get(serial) if isinstance(serial, str) else None
+        if device is None:
+            raise DeviceNotFound(f"no device {serial!r}")
+        return device
+
+    # ------------------------------------------------------------------ backend-facing
+    def publish(self, source: str, event: str, **data: Any) -> None:
+        self.bus.publish(DriverEvent(source, event, data))
+
+    def add_station(self, station: Station) -> None:
+        self._known_properties.update(station.metadata)
+        self.stations[station.serial] = station
+        self.publish("station", "station added", station=station)
+
+    def add_device(self, device: Device) -> None:
+        self._known_properties.update(device.metadata)
+        self.devices[device.serial] = device
+        self.publish("device", "device added", device=device)
+
+    def remove_device(self, serial: str) -> None:
+        device = self.devices.pop(serial, None)
+        if device is not None:
+            self._cancel_pulses(serial)
+            self.publish("device", "device removed", device=device)
+
+    def remove_station(self, serial: str) -> None:
+        station = self.stations.pop(serial, None)
+        if station is not None:
+            self.publish("station", "station removed", station=station)
+
+    def update_property(self, entity: Entity, name: str, value: Any) -> None:
+        """Record a property value; publish ``property changed`` only when it changed."""
+        if name in entity.properties and entity.properties[name] == value:
+            return
+        entity.properties[name] = value
+        self.publish(entity.kind, "property changed", serialNumber=entity.serial, name=name,
+                     value=value, timestamp=_now_ms())
+        if name == "locked" and isinstance(entity, Device):
+            self.publish("device", "locked", serialNumber=entity.serial, state=value)
+
+    def set_station_connected(self, serial: str, connected: bool) -> None:
+        station = self.stations.get(serial)
+        if station is None or station.connected == connected:
+            return
+        station.connected = connected
+        self.publish("station", "connected" if connected else "disconnected", serialNumber=serial)
+
+    def pulse(self, serial: str, kind: PulseKind, *, person: str = "") -> None:
+        """Report a ring, motion or person: ``state:true`` now, ``false`` after the duration.
+
+        A repeat while the pulse is on is reported again and extends it.
+        """
+        device = self.devices.get(serial)
+        if device is None:
+            log.warning("event for an unknown device", serial=serial, kind=kind)
+            return
+        event, prop = _PULSES[kind]
+        extra = {"person": person} if kind == "person" else {}
+        key = (serial, kind)
+        if (handle := self._pulses.pop(key, None)) is not None:
+            handle.cancel()
+        self.publish("device", event, serialNumber=serial, state=True, **extra)
+        if prop in device.properties:
+            self.update_property(device, prop, True)
+        if kind == "person" and "personName" in device.properties:
+            self.update_property(device, "personName", person)
+        self._pulses[key] = asyncio.get_running_loop().call_later(
+            self.event_seconds, self._end_pulse, serial, kind
+        )
+
+    def _end_pulse(self, serial: str, kind: str) -> None:
+        self._pulses.pop((serial, kind), None)
+        device = self.devices.get(serial)
+        if device is None:
+            return
+        event, prop = _PULSES[kind]
+        extra = {"person": ""} if kind == "person" else {}
+        self.publish("device", event, serialNumber=serial, state=False, **extra)
+        if prop in device.properties:
+            self.update_property(device, prop, False)
+
+    def _cancel_pulses(self, serial: str) -> None:
+        for key in [k for k in self._pulses if k[0] == serial]:
+            self._pulses.pop(key).cancel()
+
+    # ------------------------------------------------------------------ client-facing
+    async def write_property(self, entity: Entity, name: str, value: Any) -> None:
+        """Validate and write one property; the change comes back as ``property changed``."""
+        meta = entity.metadata.get(name)
+        if meta is None:
+            if name in self._known_properties:
+                raise PropertyNotSupported(f"{entity.serial} has no property {name}")
+            raise InvalidProperty(f"there is no property {name}")
+        if not meta.writeable:
+            raise PropertyReadonly(f"{name} is read-only")
+        value = meta.check(value)
+        if entity.backend is None:
+            raise NotSupported(f"{name} cannot be written on {entity.serial}")
+        await entity.backend.set_property(entity, name, value)
+        self.update_property(entity, name, value)
+
+    async def run_command(self, entity: Entity, command: str, params: dict[str, Any]) -> Any:
+        """Carry out an action the entity lists; anything else is ``device_not_supported``."""
+        if command not in entity.commands or entity.backend is None:
+            raise NotSupported(f"{entity.serial} does not support {command}")
+        return await entity.backend.run_command(entity, command, params)
+
+    async def get_voices(self, device: Device) -> dict[str, Any]:
+        if device.backend is None:
+            return {}
+        return await device.backend.get_voices(device)
+
+    async def get_events(
+        self,
+        kind: str,
+        start_ms: float,
+        end_ms: float,
+        filter_: dict[str, Any] | None,
+        max_results: int | None,
+    ) -> list[dict[str, Any]]:
+        """Merge the event records of every backend: in range, filtered, newest first."""
+        batches = await asyncio.gather(
+            *(b.get_events(kind, start_ms, end_ms, max_results) for b in self.backends)
+        )
+        wanted_device = (filter_ or {}).get("deviceSN")
+        wanted_station = (filter_ or {}).get("stationSN")
+        records = [
+            r
+            for batch in batches
+            for r in batch
+            if start_ms <= r.get("start_time", 0) <= end_ms
+            and (not wanted_device or r.get("device_sn") == wanted_device)
+            and (not wanted_station or r.get("station_sn") == wanted_station)
+        ]
+        records.sort(key=lambda r: r.get("start_time", 0), reverse=True)
+        return records if max_results is None else records[:max_results]
+
+    async def submit_verify_code(self, code: str) -> bool:
+        results = await asyncio.gather(*(b.submit_verify_code(code) for b in self.backends))
+        return any(results)
+
+    async def submit_captcha(self, captcha_id: str | None, captcha: str) -> bool:
+        results = await asyncio.gather(
+            *(b.submit_captcha(captcha_id, captcha) for b in self.backends)
+        )
+        return any(results)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,51 @@
+"""Metadata of the eufy properties the bridge uses, under eufy-security-client's names.
+
+Backends take these and refine them (real ranges, states, keys) with ``PropertyMetadata.with_``,
+so a property means the same thing, with the same name and label, whichever vendor fills it.
+"""
+
+from __future__ import annotations
+
+from bridge.driver.model import PropertyMetadata as P
+
+NAME = P("name", "Name", "string")
+MODEL = P("model", "Model", "string")
+SERIAL_NUMBER = P("serialNumber", "Serial number", "string")
+HARDWARE_VERSION = P("hardwareVersion", "Hardware version", "string")
+SOFTWARE_VERSION = P("softwareVersion", "Software version", "string")
+TYPE = P("type", "Type", "number")
+STATION_SERIAL_NUMBER = P("stationSerialNumber", "Station serial number", "string")
+MAC_ADDRESS = P("macAddress", "MAC address", "string")
+LAN_IP_ADDRESS = P("lanIpAddress", "LAN IP address", "string")
+
+ENABLED = P("enabled", "Enabled", "boolean", writeable=False)
+RINGING = P("ringing", "Ringing", "boolean", default=False)
+MOTION_DETECTED = P("motionDetected", "Motion detected", "boolean", default=False)
+PERSON_DETECTED = P("personDetected", "Person detected", "boolean", default=False)
+PERSON_NAME = P("personName", "Person name", "string")
+LOCKED = P("locked", "Locked", "boolean", writeable=True)
+LIGHT = P("light", "Light", "boolean", writeable=True)
+PICTURE = P("picture", "Last camera picture", "object")
+RTSP_STREAM = P("rtspStream", "RTSP stream", "boolean")
+RTSP_STREAM_URL = P("rtspStreamUrl", "RTSP stream URL", "string")
+WIFI_RSSI = P("wifiRssi", "Wi-Fi RSSI", "number", unit="dBm")
+WIFI_SIGNAL_LEVEL = P(
+    "wifiSignalLevel",
+    "Wi-Fi signal level",
+    "number",
+    states={0: "No signal", 1: "Weak", 2: "Normal", 3: "Strong", 4: "Full"},
+)
+STATUS_LED = P("statusLed", "Status LED", "boolean", writeable=True)
+MOTION_DETECTION = P("motionDetection", "Motion detection", "boolean", writeable=True)
+MOTION_DETECTION_SENSITIVITY = P(
+    "motionDetectionSensitivity", "Motion detection sensitivity", "number", writeable=True
+)
+SPEAKER_VOLUME = P("speakerVolume", "Speaker volume", "number", writeable=True)
+RINGTONE_VOLUME = P("ringtoneVolume", "Ringtone volume", "number", writeable=True)
+CHIME_INDOOR = P("chimeIndoor", "Indoor chime", "boolean", writeable=True)
+VIDEO_STREAMING_QUALITY = P(
+    "videoStreamingQuality", "Video streaming quality", "number", writeable=True
+)
+
+IDENTITY = (NAME, MODEL, SERIAL_NUMBER, HARDWARE_VERSION, SOFTWARE_VERSION, TYPE)
+"""Every station and device has these (clients show them; some choose behaviour by type)."""

@@ -1,0 +1,109 @@
+"""``station.*`` and ``device.*`` commands.
+
+Queries always succeed for an existing station or device (``false``, ``{}`` or ``[]`` where a
+feature is absent), because the largest client aborts its whole set-up when one fails; only
+actions may answer ``device_not_supported``.
+"""
+
+from __future__ import annotations
+
+from bridge.driver import Device
+from bridge.server import shaping
+from bridge.server.commands import Request, Result, handles
+
+
+def _serial(req: Request) -> Result:
+    return {"serialNumber": req.entity.serial}
+
+
+@handles("station.get_properties", "device.get_properties")
+def get_properties(req: Request) -> Result:
+    return {**_serial(req), "properties": shaping.property_values(req.entity, req.schema)}
+
+
+@handles("station.get_properties_metadata", "device.get_properties_metadata")
+def get_properties_metadata(req: Request) -> Result:
+    return {**_serial(req), "properties": shaping.property_metadata(req.entity, req.schema)}
+
+
+@handles("station.has_property", "device.has_property")
+def has_property(req: Request) -> Result:
+    name = shaping.property_name_in(req.params["propertyName"], req.schema)
+    exists = name in req.entity.properties and shaping.property_visible(name, req.schema)
+    return {**_serial(req), "exists": exists}
+
+
+def _available_commands(req: Request) -> list[str]:
+    prefix = req.spec.target
+    out = []
+    for name in req.entity.commands:
+        spec = shaping.CATALOG.command(f"{prefix}.{name}")
+        if spec is not None and spec.available_at(req.schema):
+            out.append(name)
+    return out
+
+
+@handles("station.get_commands", "device.get_commands")
+def get_commands(req: Request) -> Result:
+    return {**_serial(req), "commands": _available_commands(req)}
+
+
+@handles("station.has_command", "device.has_command")
+def has_command(req: Request) -> Result:
+    return {**_serial(req), "exists": req.params["commandName"] in _available_commands(req)}
+
+
+@handles("station.set_property", "device.set_property")
+async def set_property(req: Request) -> Result:
+    name = shaping.property_name_in(req.params["name"], req.schema)
+    await req.driver.write_property(req.entity, name, req.params["value"])
+    return {}
+
+
+@handles("station.is_connected")
+def station_is_connected(req: Request) -> Result:
+    return {**_serial(req), "connected": req.driver.station(req.entity.serial).connected}
+
+
+@handles(
+    "device.is_livestreaming",
+    "device.is_rtsp_livestreaming",
+)
+def is_livestreaming(req: Request) -> Result:
+    return {**_serial(req), "livestreaming": False}
+
+
+@handles("device.is_downloading")
+def is_downloading(req: Request) -> Result:
+    return {**_serial(req), "downloading": False}
+
+
+@handles("device.is_talkback_ongoing")
+def is_talkback_ongoing(req: Request) -> Result:
+    return {**_serial(req), "talkbackOngoing": False}
+
+
+@handles("device.get_voices")
+async def get_voices(req: Request) -> Result:
+    assert isinstance(req.entity, Device)
+    return {**_serial(req), "voices": await req.driver.get_voices(req.entity)}
+
+
+@handles("device.get_users")
+async def get_users(req: Request) -> Result:
+    if "get_users" not in req.entity.commands:
+        return {"users": []}
+    users = await req.driver.run_command(req.entity, "get_users", req.params)
+    return {"users": users or []}
+
+
+async def generic_action(req: Request) -> Result:
+    """Every other station or device action: deprecated setters write their property, the
+    rest go to the backend, which answers ``device_not_supported`` for what it cannot do."""
+    if req.spec.sets_property is not None:
+        value = req.params["mode" if "mode" in req.params else "value"]
+        await req.driver.write_property(req.entity, req.spec.sets_property, value)
+        return {}
+    params = {k: v for k, v in req.params.items() if k != "serialNumber"}
+    result = await req.driver.run_command(req.entity, req.spec.short_name, params)
+    return result if isinstance(result, dict) else {}

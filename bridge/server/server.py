@@ -1,0 +1,274 @@
+"""The WebSocket server: version hello, schema negotiation, dispatch through the catalog, and
+fan-out of driver events and log records to the connections that asked for them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from bridge.driver import Driver, DriverEvent
+from bridge.driver.errors import (
+    BridgeError,
+    SchemaIncompatible,
+    StationConnectionTimeout,
+    UnknownCommand,
+)
+from bridge.logs import LogRecord, hub
+from bridge.server import shaping
+from bridge.server.commands import Request, Result, handler_for
+from bridge.server.connection import Connection
+from bridge.server.jsonio import dumps, loads
+from bridge.server.validation import validate_params
+from schemas import CommandSpec
+
+log = structlog.get_logger(component="bridge.server")
+
+CATALOG = shaping.CATALOG
+_MISSING: Any = object()
+
+
+class BridgeServer:
+    """Serves one :class:`Driver` to any number of eufy-security-ws clients."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        host: str,
+        port: int,
+        driver_version: str,
+        server_version: str,
+        command_timeout: float = 15.0,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float | None = 30.0,
+        max_queued_events: int = 5000,
+    ) -> None:
+        self.driver = driver
+        self.host = host
+        self.port = port
+        self.driver_version = driver_version
+        self.server_version = server_version
+        self.command_timeout = command_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_queued_events = max_queued_events
+        self.connections: set[Connection] = set()
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: list[Any] = []
+        self._hello = dumps({
+            "type": "version",
+            "driverVersion": driver_version,
+            "serverVersion": server_version,
+            "minSchemaVersion": CATALOG.min_schema,
+            "maxSchemaVersion": CATALOG.max_schema,
+        })
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._server = await serve(
+            self._serve_connection,
+            self.host,
+            self.port,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+        )
+        sockets = self._server.sockets
+        if sockets and self.port == 0:
+            self.port = sockets[0].getsockname()[1]
+        self._unsubscribe = [self.driver.bus.subscribe(self._on_event),
+                             hub.add_listener(self._on_log)]
+        log.info("listening", host=self.host, port=self.port)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Send ``shutdown`` to schema 10+ connections, then close every connection cleanly."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        shutdown = dumps({"type": "event", "event": {"source": "server", "event": "shutdown"}})
+        for conn in tuple(self.connections):
+            if CATALOG.event("server", "shutdown").available_at(conn.schema):
+                conn.send(shutdown)
+        await asyncio.gather(*(c.flush(grace) for c in tuple(self.connections)))
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            try:
+                async with asyncio.timeout(grace):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                log.warning("connections did not close in time")
+        for task in tuple(self._tasks):
+            task.cancel()
+        log.info("server closed")
+
+    # ------------------------------------------------------------------ connections
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        conn = Connection(ws, max_queued_events=self.max_queued_events)
+        self.connections.add(conn)
+        log.debug("client connected", peer=conn.peer)
+        conn.send(self._hello)
+        try:
+            async for raw in ws:
+                if not self._on_message(conn, raw):
+                    await ws.close(1003, "message is not JSON")
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(conn)
+            await conn.close()
+            log.debug("client disconnected", peer=conn.peer)
+
+    def _on_message(self, conn: Connection, raw: str | bytes) -> bool:
+        """Handle one frame; False when it is not JSON (the connection is then closed)."""
+        try:
+            message = loads(raw)
+        except ValueError:
+            log.debug("unparsable message", peer=conn.peer, size=len(raw))
+            return False
+        if not isinstance(message, dict):
+            conn.send(_failure(_MISSING, UnknownCommand.code))
+            return True
+        message_id = message.get("messageId", _MISSING)
+        spec: CommandSpec | None = None
+        try:
+            spec = self._gate(conn, message)
+            outcome = self._dispatch(conn, spec, message)
+        except BridgeError as error:
+            self._log_failure(conn, message, error)
+            conn.send(_failure(message_id, error.code))
+            return True
+        except Exception:
+            log.exception("command failed unexpectedly", command=message.get("command"))
+            conn.send(_failure(message_id, "unknown_error"))
+            return True
+        if isinstance(outcome, dict):
+            conn.send(_success(message_id, self._shape_result(spec, conn.schema, outcome)))
+        else:
+            task = asyncio.create_task(self._finish(conn, message, spec, outcome))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _gate(self, conn: Connection, message: dict[str, Any]) -> CommandSpec:
+        """Schema gating comes first: outside its range a command does not exist."""
+        name = message.get("command")
+        spec = CATALOG.command(name) if isinstance(name, str) else None
+        if spec is None or not spec.available_at(conn.schema):
+            raise UnknownCommand(f"unknown command {name!r} at schema {conn.schema}")
+        return spec
+
+    def _dispatch(
+        self, conn: Connection, spec: CommandSpec, message: dict[str, Any]
+    ) -> Result | Awaitable[Result]:
+        if spec.name == "set_api_schema":
+            return self._set_api_schema(conn, message.get("schemaVersion"))
+        if spec.name == "start_listening":
+            state = shaping.dump_state(self.driver, conn.schema, self.driver_version)
+            conn.listening = True
+            return {"state": state}
+        params = validate_params(spec, message)
+        target = None
+        if spec.target == "station":
+            target = self.driver.station(params["serialNumber"])
+        elif spec.target == "device":
+            target = self.driver.device(params["serialNumber"])
+        return handler_for(spec)(Request(self, conn, spec, params, target))
+
+    def _set_api_schema(self, conn: Connection, version: Any) -> Result:
+        """A rejected version leaves the connection's schema as it was."""
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not CATALOG.min_schema <= version <= CATALOG.max_schema
+        ):
+            raise SchemaIncompatible(f"schema {version!r} is not supported")
+        conn.schema = version
+        return {}
+
+    async def _finish(
+        self,
+        conn: Connection,
+        message: dict[str, Any],
+        spec: CommandSpec,
+        outcome: Awaitable[Result],
+    ) -> None:
+        message_id = message.get("messageId", _MISSING)
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                result = await outcome
+        except TimeoutError:
+            log.warning("command timed out", command=spec.name, seconds=self.command_timeout)
+            code = StationConnectionTimeout.code if spec.target in ("station", "device") \
+                else "unknown_error"
+            conn.send(_failure(message_id, code))
+        except BridgeError as error:
+            self._log_failure(conn, message, error)
+            conn.send(_failure(message_id, error.code))
+        except Exception:
+            log.exception("command failed unexpectedly", command=spec.name)
+            conn.send(_failure(message_id, "unknown_error"))
+        else:
+            conn.send(_success(message_id, self._shape_result(spec, conn.schema, result)))
+
+    @staticmethod
+    def _shape_result(spec: CommandSpec | None, schema: int, data: Result) -> Result:
+        if spec is None or not spec.result:
+            return {}
+        out: Result = {}
+        for field in spec.result:
+            if not field.present_at(schema):
+                continue
+            if field.is_async:
+                out[field.name] = True
+            elif field.name in data:
+                out[field.name] = data[field.name]
+        return out
+
+    @staticmethod
+    def _log_failure(conn: Connection, message: dict[str, Any], error: BridgeError) -> None:
+        log.debug("command refused", peer=conn.peer, command=message.get("command"),
+                 code=error.code, reason=error.detail)
+
+    # ------------------------------------------------------------------ fan-out
+    def _on_event(self, event: DriverEvent) -> None:
+        self._fan_out(event, lambda conn: conn.listening)
+
+    def _on_log(self, record: LogRecord) -> None:
+        self._fan_out(DriverEvent("driver", "logging", {"message": record}),
+                      lambda conn: conn.logs)
+
+    def _fan_out(self, event: DriverEvent, wants: Callable[[Connection], bool]) -> None:
+        """Shape the event once per schema in use, then queue it for every connection that
+        wants it."""
+        by_schema: dict[int, str | None] = {}
+        for conn in self.connections:
+            if not wants(conn):
+                continue
+            if conn.schema not in by_schema:
+                shaped = shaping.shape_event(event, conn.schema, self.driver_version)
+                by_schema[conn.schema] = None if shaped is None else dumps(shaped)
+            text = by_schema[conn.schema]
+            if text is not None:
+                conn.send_event(text)
+
+
+def _success(message_id: Any, result: Result) -> str:
+    if message_id is _MISSING:
+        return dumps({"type": "result", "success": True, "result": result})
+    return dumps({"type": "result", "success": True, "messageId": message_id, "result": result})
+
+
+def _failure(message_id: Any, code: str) -> str:
+    if message_id is _MISSING:
+        return dumps({"type": "result", "success": False, "errorCode": code})
+    return dumps({"type": "result", "success": False, "messageId": message_id, "errorCode": code})

@@ -1,0 +1,174 @@
+"""The one settings model: a YAML (or JSON) file, overridden by ``EUFY_BRIDGE_*`` variables,
+overridden by command-line flags.
+
+Each key can come from the environment as ``EUFY_BRIDGE_<SECTION>__<KEY>`` (for example
+``EUFY_BRIDGE_SERVER__PORT=3001``); list sections take JSON (``EUFY_BRIDGE_DOORBIRD='[...]'``).
+Secrets are ``SecretStr``: they print as ``**********`` wherever a setting is shown or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bridge.logs import LEVELS
+
+ENV_PREFIX = "EUFY_BRIDGE_"
+
+LogLevel = Literal["silly", "trace", "debug", "info", "warn", "error", "fatal"]
+assert LogLevel.__args__ == LEVELS  # type: ignore[attr-defined]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the WebSocket server binds to.")
+    port: int = Field(3000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    command_timeout: float = Field(
+        15.0, gt=0, le=600, description="Longest a command may wait for a backend, in seconds."
+    )
+    ping_interval: float = Field(30.0, gt=0, description="Seconds between keep-alive pings.")
+    ping_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a pong.")
+    event_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How long ring, motion and person pulses stay on."
+    )
+    max_queued_events: int = Field(
+        5000, ge=10, description="Events queued for a slow client before events are dropped."
+    )
+
+
+class LogSettings(_Section):
+    level: LogLevel = Field("info", description="One of silly, trace, debug, info, warn, "
+                                                "error, fatal.")
+    format: Literal["console", "json"] = Field("console", description="console or json.")
+
+
+class DoorBirdSettings(_Section):
+    host: str = Field(description='"ip" or "ip:port" of the door station.')
+    username: str
+    password: SecretStr
+    name: str | None = None
+    event_ports: list[int] = Field(default_factory=lambda: [6524, 35344])
+    events: Literal["udp", "monitor", "http"] = "udp"
+    relay_seconds: float = Field(5.0, gt=0, le=600)
+
+
+class SkyBellSettings(_Section):
+    api_key: SecretStr | None = None
+    email: str | None = None
+    password: SecretStr | None = None
+    base_url: str = "https://api.skybell.network"
+    poll_interval: float = Field(30.0, ge=1)
+    udp_port: int = Field(5000, ge=0, le=65535)
+    webhook_url: str | None = None
+    webhook_listen: str | None = None
+    event_seconds: float | None = Field(None, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SkyBellSettings:
+        if self.api_key is None and not (self.email and self.password):
+            raise ValueError("give api_key, or email and password")
+        return self
+
+
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("eufy_bridge_file", default=None)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values read from the configuration file (already parsed by :func:`load_settings`)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get() or {})
+
+
+class Settings(BaseSettings):
+    """Everything the bridge can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    doorbird: list[DoorBirdSettings] = Field(default_factory=list)
+    skybell: list[SkyBellSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, key and problem."""
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the file (if any), the environment and the ``overrides`` (from flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML or JSON: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded
+    init = _nest(overrides)
+    token = _FILE_DATA.set(data)
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def has_configuration(path: Path | None) -> bool:
+    """Whether the user configured anything at all (a file or an EUFY_BRIDGE_ variable)."""
+    return path is not None or any(k.startswith(ENV_PREFIX) for k in os.environ)
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"server.port": 1}`` to ``{"server": {"port": 1}}``, skipping unset flags."""
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f"{path}: " if path else ""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{where}{key}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
