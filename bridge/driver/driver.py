@@ -36,9 +36,9 @@ _PULSES: dict[str, tuple[str, str]] = {
     "person": ("person detected", "personDetected"),
 }
 
-_KNOWN_PROPERTIES = frozenset(
+_KNOWN_PROPERTIES = properties.OTHER_EUFY_NAMES | {
     meta.name for meta in vars(properties).values() if isinstance(meta, PropertyMetadata)
-)
+}
 
 
 class Driver:

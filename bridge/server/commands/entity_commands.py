@@ -8,6 +8,7 @@ actions may answer ``device_not_supported``.
 from __future__ import annotations
 
 from bridge.driver import Device
+from bridge.driver.errors import NotSupported
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
 
@@ -101,6 +102,8 @@ async def generic_action(req: Request) -> Result:
     """Every other station or device action: deprecated setters write their property, the
     rest go to the backend, which answers ``device_not_supported`` for what it cannot do."""
     if req.spec.sets_property is not None:
+        if req.spec.sets_property not in req.entity.metadata:
+            raise NotSupported(f"{req.entity.serial} has no {req.spec.sets_property}")
         value = req.params["mode" if "mode" in req.params else "value"]
         await req.driver.write_property(req.entity, req.spec.sets_property, value)
         return {}

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bridge import logs
+from bridge.app import Bridge
+from bridge.settings import load_settings
+from tests.doubles import DoorbellBackend
+from tests.wsclient import Client
+
+logs.configure("info", "console")
+
+
+@pytest.fixture
+async def bridge_factory() -> AsyncIterator[Callable[..., Awaitable[Bridge]]]:
+    started: list[Bridge] = []
+
+    async def start(backends: list[Any] | None = None, **server: Any) -> Bridge:
+        settings = load_settings(**{f"server.{k}": v for k, v in
+                                    {"port": 0, "event_seconds": 0.2, **server}.items()})
+        bridge = Bridge(settings, backends=[] if backends is None else backends)
+        await bridge.start()
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        await bridge.stop()
+    logs.hub.set_level("info")
+
+
+@pytest.fixture
+async def backend() -> DoorbellBackend:
+    return DoorbellBackend()
+
+
+@pytest.fixture
+async def bridge(bridge_factory: Callable[..., Awaitable[Bridge]], backend: DoorbellBackend) -> Bridge:
+    return await bridge_factory([backend])
+
+
+@pytest.fixture
+async def connect(bridge: Bridge) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    clients: list[Client] = []
+
+    async def make(schema: int | None = 21, listen: bool = False) -> Client:
+        client = await Client.connect(bridge.url, schema=schema, listen=listen)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -1,0 +1,102 @@
+"""A backend double: one doorbell (a station and a device sharing a serial) and one door relay.
+
+It implements the backend interface the way a vendor backend does (registering entities,
+confirming writes, reporting events) so that the server and driver can be specified without a
+vendor in the loop.  It records what it was asked to do, for the tests to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.driver import Backend, Device, Driver, Station
+from bridge.driver import properties as p
+from bridge.driver.errors import InvalidPropertyValue, StationNotConnected
+
+DOORBELL = "TESTBELL0001"
+LOCK = "TESTBELL0001-R1"
+JPEG = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF" + bytes([0xFF, 0xD9])
+
+
+def _identity(entity: Station | Device, name: str, model: str, type_: int) -> None:
+    entity.define(p.NAME, name)
+    entity.define(p.MODEL, model)
+    entity.define(p.SERIAL_NUMBER, entity.serial)
+    entity.define(p.HARDWARE_VERSION, "1.0")
+    entity.define(p.SOFTWARE_VERSION, "2.3.4")
+    entity.define(p.TYPE, type_)
+
+
+class DoorbellBackend(Backend):
+    vendor = "test"
+
+    def __init__(self, *, fail_start: str | None = None) -> None:
+        self.driver: Driver | None = None
+        self.writes: list[tuple[str, str, Any]] = []
+        self.commands: list[tuple[str, str, dict[str, Any]]] = []
+        self.refreshes = 0
+        self.fail_start = fail_start
+        self.stopped = False
+        self.history: list[dict[str, Any]] = []
+
+    async def start(self, driver: Driver) -> None:
+        if self.fail_start:
+            raise StationNotConnected(self.fail_start)
+        self.driver = driver
+        station = Station(DOORBELL, backend=self, commands=("reboot",))
+        _identity(station, "Front door", "Test Bell", 5)
+        station.define(p.MAC_ADDRESS, "00:11:22:33:44:55")
+        driver.add_station(station)
+
+        bell = Device(DOORBELL, backend=self, station_serial=DOORBELL,
+                      commands=("start_livestream",))
+        _identity(bell, "Front door", "Test Bell", 5)
+        bell.define(p.STATION_SERIAL_NUMBER, DOORBELL)
+        bell.define(p.ENABLED, True)
+        bell.define(p.RINGING, False)
+        bell.define(p.MOTION_DETECTED, False)
+        bell.define(p.PERSON_DETECTED, False)
+        bell.define(p.PERSON_NAME, "")
+        bell.define(p.LIGHT, False)
+        bell.define(p.STATUS_LED, True)
+        bell.define(p.SPEAKER_VOLUME.with_(min=0, max=100, key="volume"), 50)
+        bell.define(p.VIDEO_STREAMING_QUALITY.with_(states={0: "480p", 1: "720p", 2: "1080p"}), 1)
+        bell.define(p.WIFI_RSSI.with_(min=-100, max=0), -51)
+        bell.define(p.PICTURE, {"data": JPEG, "type": {"ext": "jpg", "mime": "image/jpeg"}})
+        driver.add_device(bell)
+
+        lock = Device(LOCK, backend=self, station_serial=DOORBELL, commands=("unlock", "open"))
+        _identity(lock, "Front door relay 1", "Test Relay", 51)
+        lock.define(p.STATION_SERIAL_NUMBER, DOORBELL)
+        lock.define(p.LOCKED, True)
+        driver.add_device(lock)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    @property
+    def push_connected(self) -> bool:
+        return True
+
+    async def refresh(self) -> None:
+        self.refreshes += 1
+
+    async def set_property(self, entity: Any, name: str, value: Any) -> None:
+        if name == "speakerVolume" and value == 13:
+            raise InvalidPropertyValue("the device refuses 13")
+        self.writes.append((entity.serial, name, value))
+
+    async def run_command(self, entity: Any, command: str, params: dict[str, Any]) -> Any:
+        self.commands.append((entity.serial, command, params))
+        if command in ("unlock", "open"):
+            assert self.driver is not None
+            self.driver.update_property(entity, "locked", False)
+        if command == "start_livestream":
+            await asyncio.sleep(3600)  # a device that never answers
+        return None
+
+    async def get_events(
+        self, kind: str, start_ms: float, end_ms: float, max_results: int | None
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.history if kind in ("history", "video")]
