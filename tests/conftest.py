@@ -38,7 +38,9 @@ async def backend() -> DoorbellBackend:
 
 
 @pytest.fixture
-async def bridge(bridge_factory: Callable[..., Awaitable[Bridge]], backend: DoorbellBackend) -> Bridge:
+async def bridge(
+    bridge_factory: Callable[..., Awaitable[Bridge]], backend: DoorbellBackend
+) -> Bridge:
     return await bridge_factory([backend])
 
 

@@ -51,7 +51,33 @@ IDENTITY = (NAME, MODEL, SERIAL_NUMBER, HARDWARE_VERSION, SOFTWARE_VERSION, TYPE
 """Every station and device has these (clients show them; some choose behaviour by type)."""
 
 OTHER_EUFY_NAMES = frozenset(
-    ["stationSerialNumber", "battery", "batteryTemperature", "batteryLow", "batteryIsCharging", "lastChargingDays", "lastChargingTotalEvents", "lastChargingRecordedEvents", "lastChargingFalseEvents", "batteryUsageLastWeek", "state", "soundDetected", "petDetected", "cryingDetected", "sensorOpen", "sensorChangeTime", "antitheftDetection", "autoNightvision", "nightvision", "soundDetection", "petDetection", "watermark", "lockStatus", "motionSensorPirEvent", "pictureUrl", "motionDetectionType", "motionTracking", "soundDetectionType", "soundDetectionSensitivity", "microphone", "speaker", "audioRecording", "powerSource", "powerWorkingMode", "recordingEndClipMotionStops", "recordingClipLength", "recordingRetriggerInterval", "videoRecordingQuality", "videoWdr", "lightSettingsEnable", "lightSettingsBrightnessManual", "lightSettingsBrightnessMotion", "lightSettingsBrightnessSchedule", "lightSettingsMotionTriggered", "chimeHomebase", "chimeHomebaseRingtoneVolume", "chimeHomebaseRingtoneType", "notificationType", "rotationSpeed", "notificationPerson", "notificationPet", "notificationAllOtherMotion", "notificationCrying", "notificationAllSound", "notificationIntervalTime", "notificationRing", "notificationMotion", "chirpVolume", "chirpTone", "videoHdr", "videoDistortionCorrection", "videoRingRecord", "chargingStatus", "snooze", "snoozeTime", "snoozeStartTime", "doorbellMotionNotification", "motionDetectionRange", "detectionStatistics", "guardMode", "currentMode", "timeFormat", "alarmVolume", "alarmTone", "promptVolume", "alarm", "alarmType", "alarmArmed", "alarmDelay", "alarmDelayType", "switchModeWithAccessCode", "autoEndAlarm", "turnOffAlarmWithButton", "notificationSwitchModeSchedule", "notificationSwitchModeGeofence", "notificationSwitchModeApp", "notificationSwitchModeKeypad", "notificationStartAlarmDelay", "sdStatus", "sdCapacity", "sdCapacityAvailable", "storageInfoEmmc", "storageInfoHdd"]
+    {
+        "stationSerialNumber", "battery", "batteryTemperature", "batteryLow",
+        "batteryIsCharging", "lastChargingDays", "lastChargingTotalEvents",
+        "lastChargingRecordedEvents", "lastChargingFalseEvents", "batteryUsageLastWeek",
+        "state", "soundDetected", "petDetected", "cryingDetected", "sensorOpen",
+        "sensorChangeTime", "antitheftDetection", "autoNightvision", "nightvision",
+        "soundDetection", "petDetection", "watermark", "lockStatus", "motionSensorPirEvent",
+        "pictureUrl", "motionDetectionType", "motionTracking", "soundDetectionType",
+        "soundDetectionSensitivity", "microphone", "speaker", "audioRecording", "powerSource",
+        "powerWorkingMode", "recordingEndClipMotionStops", "recordingClipLength",
+        "recordingRetriggerInterval", "videoRecordingQuality", "videoWdr",
+        "lightSettingsEnable", "lightSettingsBrightnessManual", "lightSettingsBrightnessMotion",
+        "lightSettingsBrightnessSchedule", "lightSettingsMotionTriggered", "chimeHomebase",
+        "chimeHomebaseRingtoneVolume", "chimeHomebaseRingtoneType", "notificationType",
+        "rotationSpeed", "notificationPerson", "notificationPet", "notificationAllOtherMotion",
+        "notificationCrying", "notificationAllSound", "notificationIntervalTime",
+        "notificationRing", "notificationMotion", "chirpVolume", "chirpTone", "videoHdr",
+        "videoDistortionCorrection", "videoRingRecord", "chargingStatus", "snooze",
+        "snoozeTime", "snoozeStartTime", "doorbellMotionNotification", "motionDetectionRange",
+        "detectionStatistics", "guardMode", "currentMode", "timeFormat", "alarmVolume",
+        "alarmTone", "promptVolume", "alarm", "alarmType", "alarmArmed", "alarmDelay",
+        "alarmDelayType", "switchModeWithAccessCode", "autoEndAlarm", "turnOffAlarmWithButton",
+        "notificationSwitchModeSchedule", "notificationSwitchModeGeofence",
+        "notificationSwitchModeApp", "notificationSwitchModeKeypad",
+        "notificationStartAlarmDelay", "sdStatus", "sdCapacity", "sdCapacityAvailable",
+        "storageInfoEmmc", "storageInfoHdd",
+    }
 )
 """eufy-security-client property names no backend fills yet.  Setting one of these on a device
 that lacks it is ``device_property_not_supported``; a name outside every list is
