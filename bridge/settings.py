@@ -54,24 +54,30 @@ class LogSettings(_Section):
 
 class DoorBirdSettings(_Section):
     host: str = Field(description='"ip" or "ip:port" of the door station.')
-    username: str
-    password: SecretStr
-    name: str | None = None
-    event_ports: list[int] = Field(default_factory=lambda: [6524, 35344])
-    events: Literal["udp", "monitor", "http"] = "udp"
-    relay_seconds: float = Field(5.0, gt=0, le=600)
+    username: str = Field(description="A DoorBird user with API rights.")
+    password: SecretStr = Field(description="That user's password.")
+    name: str | None = Field(None, description="Name shown in clients (default: the model).")
+    event_ports: list[int] = Field(
+        default_factory=lambda: [6524, 35344], description="UDP ports the station sends to."
+    )
+    events: Literal["udp", "monitor", "http"] = Field("udp", description="Event path.")
+    relay_seconds: float = Field(
+        5.0, gt=0, le=600, description="Seconds a relay reports unlocked after opening."
+    )
 
 
 class SkyBellSettings(_Section):
-    api_key: SecretStr | None = None
-    email: str | None = None
-    password: SecretStr | None = None
-    base_url: str = "https://api.skybell.network"
-    poll_interval: float = Field(30.0, ge=1)
-    udp_port: int = Field(5000, ge=0, le=65535)
-    webhook_url: str | None = None
-    webhook_listen: str | None = None
-    event_seconds: float | None = Field(None, gt=0, le=3600)
+    api_key: SecretStr | None = Field(None, description="A personal SkyBell API key.")
+    email: str | None = Field(None, description="Account e-mail (instead of api_key).")
+    password: SecretStr | None = Field(None, description="Account password (with email).")
+    base_url: str = Field("https://api.skybell.network", description="The cloud API.")
+    poll_interval: float = Field(30.0, ge=1, description="Seconds between activity polls.")
+    udp_port: int = Field(5000, ge=0, le=65535, description="LAN event port (0: off).")
+    webhook_url: str | None = Field(None, description="Public URL of the webhook receiver.")
+    webhook_listen: str | None = Field(None, description='"host:port" the receiver binds.')
+    event_seconds: float | None = Field(
+        None, gt=0, le=3600, description="Pulse length for this account (default: server's)."
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> SkyBellSettings:
@@ -172,3 +178,27 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             message = "unknown key"
         lines.append(f"{where}{key}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def reference_table() -> str:
+    """The README's configuration reference, generated from this model."""
+    rows = ["| Key | Default | Meaning |", "| --- | --- | --- |"]
+    for section, field in Settings.model_fields.items():
+        model = _section_model(field.annotation)
+        listed = "[]" if field.annotation is not model else ""
+        for key, info in model.model_fields.items():
+            if info.is_required():
+                default = "required"
+            elif info.default_factory is not None:
+                default = f"`{info.default_factory()}`"  # type: ignore[call-arg]
+            else:
+                default = f"`{info.default}`" if info.default is not None else "-"
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            where = f"`{section}{listed}.{key}`" + ("" if listed else f"<br>`{env}`")
+            rows.append(f"| {where} | {default} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"
+
+
+def _section_model(annotation: Any) -> type[BaseModel]:
+    args = getattr(annotation, "__args__", None)
+    return args[0] if args else annotation
