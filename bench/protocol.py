@@ -6,7 +6,11 @@ little as possible of the machine's two cores).  Prints p50/p99 latency in micro
 connection (one request at a time) and requests per second with 50 connections and 4 requests
 in flight on each.
 
-    python bench/protocol.py [--seconds 5] [--connections 50] [--in-flight 4]
+The same generator is then pointed at a trivial echo server in its own process, which answers
+each frame with a canned frame: its figures are the floor that the machine and the generator
+impose, so the difference is what the bridge itself costs.
+
+    python bench/protocol.py [--seconds 5] [--connections 50] [--in-flight 4] [--no-floor]
 """
 
 from __future__ import annotations
@@ -149,6 +153,31 @@ async def throughput(host: str, port: int, seconds: float, connections: int,
     return answered / elapsed
 
 
+ECHO_SERVER = """
+import asyncio, sys
+try:
+    import uvloop
+    run = uvloop.run
+except ImportError:
+    run = asyncio.run
+HELLO = b"HTTP/1.1 101 Switching Protocols\\r\\n\\r\\n" + b"\\x81\\x02hi"
+ANSWER = b"\\x81\\x10" + b"x" * 16
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.open = transport, False
+    def data_received(self, data):
+        if not self.open:
+            self.open = True
+            self.transport.write(HELLO)
+            return
+        self.transport.write(ANSWER * data.count(b"is_connected"))
+async def main():
+    await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", int(sys.argv[1]))
+    await asyncio.Event().wait()
+run(main())
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,13 +190,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--in-flight", type=int, default=4)
-    args = parser.parse_args()
 
+    parser.add_argument("--no-floor", action="store_true", help="skip the echo baseline")
+    args = parser.parse_args()
+    measure("eufy-bridge",
+            [sys.executable, "-m", "bridge", "--port", "{port}", "--log-level", "warn"], args)
+    if not args.no_floor:
+        measure("floor (echo)", [sys.executable, "-c", ECHO_SERVER, "{port}"], args)
+
+
+def measure(label: str, command: list[str], args: argparse.Namespace) -> None:
     host, port = "127.0.0.1", free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "--host", host, "--port", str(port),
-         "--log-level", "warn"],
-    )
+    server = subprocess.Popen([part.format(port=port) for part in command])
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -176,7 +210,7 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the bridge did not start") from None
+                    raise SystemExit(f"{label} did not start") from None
                 time.sleep(0.1)
         try:
             import uvloop
@@ -186,11 +220,12 @@ def main() -> None:
             runner = asyncio.run
         samples = runner(latency(host, port, args.seconds))
         quantiles = statistics.quantiles(samples, n=100)
-        print(f"latency, 1 connection, sequential: {len(samples)} round trips, "
+        print(f"{label}: latency, 1 connection, sequential: {len(samples)} round trips, "
               f"p50 {quantiles[49]:.0f} us, p99 {quantiles[98]:.0f} us, "
               f"{len(samples) / args.seconds:,.0f} req/s")
         rate = runner(throughput(host, port, args.seconds, args.connections, args.in_flight))
-        print(f"throughput, {args.connections} connections x {args.in_flight} in flight: "
+        print(f"{label}: throughput, {args.connections} connections x {args.in_flight} "
+              "in flight: "
               f"{rate:,.0f} req/s")
     finally:
         server.send_signal(signal.SIGTERM)

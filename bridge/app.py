@@ -38,7 +38,7 @@ class Bridge:
             command_timeout=server.command_timeout,
             ping_interval=server.ping_interval,
             ping_timeout=server.ping_timeout,
-            max_queued_events=server.max_queued_events,
+            send_buffer_limit=server.send_buffer_limit,
         )
 
     @property

@@ -41,8 +41,10 @@ class ServerSettings(_Section):
     event_seconds: float = Field(
         5.0, gt=0, le=3600, description="How long ring, motion and person pulses stay on."
     )
-    max_queued_events: int = Field(
-        5000, ge=10, description="Events queued for a slow client before events are dropped."
+    send_buffer_limit: int = Field(
+        16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes waiting for a slow client before its events are dropped.",
     )
 
 

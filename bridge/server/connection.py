@@ -1,88 +1,192 @@
-"""One client connection: its schema, its subscriptions and its outgoing queue.
+"""One client connection: an asyncio protocol around websockets' sans-I/O WebSocket engine.
 
-Every outgoing message goes through one queue drained by one writer task, so results and
-events leave in the order they were produced and a slow client never blocks the event bus.
-Events are dropped (and counted) when a client falls too far behind; results never are.
+Working on the sans-I/O layer lets the server handle every complete message synchronously in
+``data_received`` (queries answer without a single task switch) and write everything a burst
+of messages produced with one system call. Keep-alive pings, the close handshake and
+back-pressure are handled here; what the messages mean is the server's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
+import os
+from typing import TYPE_CHECKING
 
 import structlog
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+if TYPE_CHECKING:
+    from bridge.server.server import BridgeServer
 
 log = structlog.get_logger(component="bridge.server")
 
+CLOSE_TIMEOUT = 5.0
 
-class Connection:
-    """Per-connection protocol state."""
 
-    def __init__(self, ws: ServerConnection, *, max_queued_events: int) -> None:
-        self.ws = ws
+class Connection(asyncio.Protocol):
+    """Per-connection protocol state: schema, subscriptions, and the WebSocket engine."""
+
+    def __init__(self, server: BridgeServer) -> None:
+        self.server = server
         self.schema = 0
         self.listening = False
         self.logs = False
         self.dropped_events = 0
-        self._max_queued = max_queued_events
-        self._queue: deque[str] = deque()
-        self._ready = asyncio.Event()
-        self._closed = False
-        self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+        self.peer = "?"
+        self.ws = ServerProtocol(max_size=server.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self._fragments: list[bytes] = []
+        self._fragment_type: Opcode | None = None
+        self._flush_scheduled = False
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._pong_deadline: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self.lost = asyncio.get_running_loop().create_future()
 
-    @property
-    def peer(self) -> str:
-        address = self.ws.remote_address
-        return f"{address[0]}:{address[1]}" if address else "?"
+    # ------------------------------------------------------------------ asyncio protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
 
-    def send(self, text: str) -> None:
-        """Queue a result (never dropped)."""
-        if self._closed:
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        self._process_events()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._process_events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for handle in (self._ping_handle, self._pong_deadline, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        self.server.forget(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # ------------------------------------------------------------------ incoming
+    def _process_events(self) -> None:
+        # Everything this burst produces leaves in the one flush below.
+        self._flush_scheduled = True
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self.flush()
+
+    def _handshake(self, request: Request) -> None:
+        response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code == 101:
+            self.server.welcome(self)
+            self._schedule_ping()
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.PONG:
+            if self._pong_deadline is not None:
+                self._pong_deadline.cancel()
+                self._pong_deadline = None
             return
-        self._queue.append(text)
-        self._ready.set()
+        if opcode in (Opcode.TEXT, Opcode.BINARY):
+            if frame.fin:
+                self._message(frame.data)
+                return
+            self._fragment_type, self._fragments = opcode, [frame.data]
+        elif opcode is Opcode.CONT and self._fragment_type is not None:
+            self._fragments.append(frame.data)
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments, self._fragment_type = [], None
+                self._message(data)
 
-    def send_event(self, text: str) -> None:
+    def _message(self, data: bytes) -> None:
+        if self.ws.state is not State.OPEN:
+            return
+        if not self.server.on_message(self, data):
+            self.close(1003, "message is not JSON")
+
+    # ------------------------------------------------------------------ outgoing
+    def send(self, data: bytes) -> None:
+        """Queue a message (results are never dropped) and flush soon."""
+        if self.ws.state is not State.OPEN:
+            return
+        self.ws.send_text(data)
+        self._schedule_flush()
+
+    def send_event(self, data: bytes) -> None:
         """Queue an event, unless the client is too far behind to take more."""
-        if self._closed:
+        if self.ws.state is not State.OPEN or self.transport is None:
             return
-        if len(self._queue) >= self._max_queued:
+        if self.transport.get_write_buffer_size() > self.server.send_buffer_limit:
             self.dropped_events += 1
             if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
                 log.warning("client too slow, events dropped", peer=self.peer,
                             dropped=self.dropped_events)
             return
-        self._queue.append(text)
-        self._ready.set()
+        self.ws.send_text(data)
+        self._schedule_flush()
 
-    async def flush(self, timeout: float) -> None:
-        """Wait until everything queued has been handed to the socket (bounded)."""
-        try:
-            async with asyncio.timeout(timeout):
-                while self._queue and not self._writer.done():
-                    await asyncio.sleep(0.005)
-        except TimeoutError:
-            pass
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
-    async def _write_loop(self) -> None:
-        queue, ready, ws = self._queue, self._ready, self.ws
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                while queue:
-                    await ws.send(queue.popleft())
-        except ConnectionClosed:
-            pass
-        finally:
-            self._closed = True
-            queue.clear()
+    def flush(self) -> None:
+        """Write whatever the engine has produced, in one call."""
+        self._flush_scheduled = False
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        chunks = self.ws.data_to_send()
+        if not chunks:
+            return
+        eof = chunks[-1] == b""
+        if eof:
+            chunks = chunks[:-1]
+        if chunks:
+            transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+        if eof:
+            transport.close()
+        elif self.ws.close_expected() and self._close_handle is None:
+            self._close_handle = asyncio.get_running_loop().call_later(
+                CLOSE_TIMEOUT, self._abort)
 
-    async def close(self) -> None:
-        self._closed = True
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the transport closes when it completes (or times out)."""
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+            self.flush()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ keep-alive
+    def _schedule_ping(self) -> None:
+        interval = self.server.ping_interval
+        if interval:
+            self._ping_handle = asyncio.get_running_loop().call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        if self.ws.state is not State.OPEN:
+            return
+        self.ws.send_ping(os.urandom(4))
+        self.flush()
+        if self.server.ping_timeout and self._pong_deadline is None:
+            self._pong_deadline = asyncio.get_running_loop().call_later(
+                self.server.ping_timeout, self._no_pong)
+        self._schedule_ping()
+
+    def _no_pong(self) -> None:
+        log.info("client stopped answering pings", peer=self.peer)
+        self.ws.fail(1011, "keepalive ping timeout")
+        self.flush()
+        self._abort()

@@ -20,9 +20,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def dumps(message: Any) -> str:
-    """Serialise one outgoing message to text."""
-    return orjson.dumps(message, default=_default).decode()
+def dumps(message: Any) -> bytes:
+    """Serialise one outgoing message (UTF-8 JSON, ready for a text frame)."""
+    return orjson.dumps(message, default=_default)
 
 
 def buffer_bytes(value: Any) -> bytes | None:

@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from bridge.driver import Driver, DriverEvent
 from bridge.driver.errors import (
@@ -46,7 +44,8 @@ class BridgeServer:
         command_timeout: float = 15.0,
         ping_interval: float | None = 30.0,
         ping_timeout: float | None = 30.0,
-        max_queued_events: int = 5000,
+        send_buffer_limit: int = 16 * 1024 * 1024,
+        max_message_size: int = 16 * 1024 * 1024,
     ) -> None:
         self.driver = driver
         self.host = host
@@ -56,9 +55,10 @@ class BridgeServer:
         self.command_timeout = command_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.max_queued_events = max_queued_events
+        self.send_buffer_limit = send_buffer_limit
+        self.max_message_size = max_message_size
         self.connections: set[Connection] = set()
-        self._server: Server | None = None
+        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Any] = []
         self._hello = dumps({
@@ -71,15 +71,8 @@ class BridgeServer:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self._server = await serve(
-            self._serve_connection,
-            self.host,
-            self.port,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            compression=None,
-            max_size=16 * 1024 * 1024,
-        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), self.host, self.port)
         sockets = self._server.sockets
         if sockets and self.port == 0:
             self.port = sockets[0].getsockname()[1]
@@ -92,41 +85,40 @@ class BridgeServer:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
+        if self._server is not None:
+            self._server.close()  # no new connections
         shutdown = dumps({"type": "event", "event": {"source": "server", "event": "shutdown"}})
-        for conn in tuple(self.connections):
+        closing = list(self.connections)
+        for conn in closing:
             if CATALOG.event("server", "shutdown").available_at(conn.schema):
                 conn.send(shutdown)
-        await asyncio.gather(*(c.flush(grace) for c in tuple(self.connections)))
+            conn.close(1001, "server shutting down")
+        if closing:
+            _, pending = await asyncio.wait([c.lost for c in closing], timeout=grace)
+            for conn in closing:
+                if not conn.lost.done() and conn.transport is not None:
+                    conn.transport.abort()
+            if pending:
+                log.warning("connections did not close in time", count=len(pending))
         if self._server is not None:
-            self._server.close(close_connections=True)
-            try:
-                async with asyncio.timeout(grace):
-                    await self._server.wait_closed()
-            except TimeoutError:
-                log.warning("connections did not close in time")
+            await self._server.wait_closed()
         for task in tuple(self._tasks):
             task.cancel()
         log.info("server closed")
 
     # ------------------------------------------------------------------ connections
-    async def _serve_connection(self, ws: ServerConnection) -> None:
-        conn = Connection(ws, max_queued_events=self.max_queued_events)
+    def welcome(self, conn: Connection) -> None:
+        """A WebSocket handshake completed: say hello."""
         self.connections.add(conn)
         log.debug("client connected", peer=conn.peer)
         conn.send(self._hello)
-        try:
-            async for raw in ws:
-                if not self._on_message(conn, raw):
-                    await ws.close(1003, "message is not JSON")
-                    break
-        except ConnectionClosed:
-            pass
-        finally:
+
+    def forget(self, conn: Connection) -> None:
+        if conn in self.connections:
             self.connections.discard(conn)
-            await conn.close()
             log.debug("client disconnected", peer=conn.peer)
 
-    def _on_message(self, conn: Connection, raw: str | bytes) -> bool:
+    def on_message(self, conn: Connection, raw: bytes) -> bool:
         """Handle one frame; False when it is not JSON (the connection is then closed)."""
         try:
             message = loads(raw)

@@ -65,11 +65,13 @@ def handles(*names: str) -> Callable[[Handler], Handler]:
 
 def handler_for(spec: CommandSpec) -> Handler:
     """The handler of a command: its own, or the generic one for actions."""
-    from bridge.server.commands import driver_commands, entity_commands  # noqa: F401
-
     handler = HANDLERS.get(spec.name)
     if handler is not None:
         return handler
     if spec.kind == "action" and spec.target in ("station", "device"):
         return entity_commands.generic_action
     raise LookupError(f"no handler for {spec.name}")
+
+
+# Importing the handler modules registers their handlers.
+from bridge.server.commands import driver_commands, entity_commands  # noqa: E402, F401
