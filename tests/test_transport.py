@@ -1,0 +1,107 @@
+"""The WebSocket transport: handshakes, frames, keep-alive and hostile bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import websockets
+
+from tests.wsclient import Client
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: bridge\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def raw_connection(bridge):
+    host, port = bridge.server.host, bridge.server.port
+    return await asyncio.open_connection(host, port)
+
+
+async def read_all(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
+    async with asyncio.timeout(timeout):
+        return await reader.read()  # until the server closes
+
+
+async def still_serving(bridge) -> bool:
+    client = await Client.connect(bridge.url, schema=21)
+    try:
+        return (await client.ok("driver.is_connected")) == {"connected": True}
+    finally:
+        await client.close()
+
+
+async def test_plain_http_is_told_to_upgrade(bridge):
+    reader, writer = await raw_connection(bridge)
+    writer.write(b"GET / HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    answer = await read_all(reader)
+    assert answer.startswith(b"HTTP/1.1 426 Upgrade Required")
+    assert await still_serving(bridge)
+
+
+async def test_garbage_instead_of_a_handshake_is_refused(bridge):
+    reader, writer = await raw_connection(bridge)
+    writer.write(b"\x00\xff garbage \r\n\r\n")
+    answer = await read_all(reader)
+    assert answer.startswith(b"HTTP/1.1 400") or answer == b""
+    assert await still_serving(bridge)
+
+
+async def test_invalid_frames_close_only_that_connection(bridge):
+    reader, writer = await raw_connection(bridge)
+    writer.write(UPGRADE)
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(bytes(range(256)) * 4)  # not a valid masked client frame sequence
+    await read_all(reader)
+    assert await still_serving(bridge)
+
+
+async def test_fragmented_messages_are_reassembled(bridge):
+    async with websockets.connect(bridge.url) as ws:
+        await ws.recv()
+        await ws.send(['{"messageId":"frag",', '"command":"driver.is_connected"}'])
+        reply = json.loads(await ws.recv())
+    assert reply["messageId"] == "frag" and reply["result"] == {"connected": True}
+
+
+async def test_oversized_messages_close_the_connection(bridge):
+    async with websockets.connect(bridge.url, max_size=None) as ws:
+        await ws.recv()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send("x" * (bridge.server.max_message_size + 1))
+        await ws.wait_closed()
+        assert ws.close_code == 1009
+    assert await still_serving(bridge)
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(bridge_factory):
+    bridge = await bridge_factory([], ping_interval=0.2, ping_timeout=0.2)
+    reader, writer = await raw_connection(bridge)
+    writer.write(UPGRADE)
+    await reader.readuntil(b"\r\n\r\n")
+    # never answer: the server must give up within ping_interval + ping_timeout
+    data = await read_all(reader, timeout=3)
+    assert b"\x89" in data  # it did ping first
+    assert bridge.server.connections == set()
+
+
+async def test_a_live_peer_survives_many_ping_intervals(bridge_factory):
+    bridge = await bridge_factory([], ping_interval=0.1, ping_timeout=0.1)
+    client = await Client.connect(bridge.url, schema=21)
+    await asyncio.sleep(0.6)
+    assert await client.ok("driver.is_connected") == {"connected": True}
+    await client.close()
+
+
+async def test_a_client_that_vanishes_is_forgotten(bridge):
+    reader, writer = await raw_connection(bridge)
+    writer.write(UPGRADE)
+    await reader.readuntil(b"\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert len(bridge.server.connections) == 1
+    writer.transport.abort()
+    await asyncio.sleep(0.1)
+    assert bridge.server.connections == set()
