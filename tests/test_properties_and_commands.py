@@ -221,3 +221,19 @@ async def test_parameters_are_checked_before_serial_numbers(connect):
                               direction=9) == "device_invalid_command_value"
     assert await client.error("device.pan_and_tilt", serialNumber="NOPE",
                               direction=1) == "device_not_found"
+
+
+async def test_a_true_surprise_is_unknown_error_and_is_logged(connect, backend, monkeypatch):
+    async def broken(entity, command, params):
+        raise RuntimeError("vendor library bug")
+
+    monkeypatch.setattr(backend, "run_command", broken)
+    logger = await connect()
+    await logger.ok("driver.start_listening_logs")
+    client = await connect()
+    assert await client.error("device.unlock", serialNumber=LOCK) == "unknown_error"
+    record = (await logger.event("logging"))["message"]
+    assert record["message"] == "command failed unexpectedly"
+    assert record["meta"]["logLevel"] == "error"
+    assert record["arguments"] == [{"command": "device.unlock"}]
+    assert await client.ok("driver.is_connected") == {"connected": True}
