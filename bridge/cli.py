@@ -24,11 +24,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=("console", "json"),
                         help="log format (log.format)")
     parser.add_argument("--version", action="version", version=f"eufy-bridge {__version__}")
+    from bridge.simulators import cli as simulators
+
+    simulators.add_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        from bridge.simulators import cli as simulators
+
+        logs.configure(args.log_level or "info", args.log_format or "console")
+        return simulators.run(args)
     try:
         settings = load_settings(
             args.config,

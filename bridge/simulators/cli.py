@@ -1,0 +1,69 @@
+"""``eufy-bridge simulate ...``: run a simulator alone, in the foreground, until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import structlog
+
+from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+
+log = structlog.get_logger(component="simulator")
+
+
+def add_parser(subparsers: Any) -> None:
+    simulate = subparsers.add_parser("simulate", help="run a device simulator alone")
+    vendors = simulate.add_subparsers(dest="vendor", required=True)
+
+    doorbird = vendors.add_parser("doorbird", help="a DoorBird door station (LAN API)")
+    defaults = DoorBirdConfig()
+    doorbird.add_argument("--http-port", type=int, required=True, help="HTTP API port")
+    doorbird.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    doorbird.add_argument("--user", default=defaults.user)
+    doorbird.add_argument("--password", default=defaults.password)
+    doorbird.add_argument("--notification-key", help="NOTIFICATION_ENCRYPTION_KEY (32-64 "
+                          "characters; random by default)")
+    doorbird.add_argument("--event-port", type=int, action="append", dest="event_ports",
+                          help="UDP event port (repeatable; default 6524 and 35344)")
+    doorbird.add_argument("--event-host", default="127.0.0.1",
+                          help="where UDP event packets go (a broadcast address works)")
+    doorbird.add_argument("--relays", default="1,2", help="relays, e.g. 1,2,gggaaa@1")
+    doorbird.add_argument("--device-type", default=defaults.device_type)
+    doorbird.add_argument("--mac", default=defaults.mac, help="PRIMARY_MAC_ADDR")
+    doorbird.add_argument("--udp-version", type=int, choices=(1, 2), default=2)
+    doorbird.add_argument("--no-watch-always", action="store_true",
+                          help="live view only within 5 minutes of a ring")
+    doorbird.add_argument("--visitors", type=float, metavar="SECONDS",
+                          help="a random ring or motion about every SECONDS")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.vendor == "doorbird":
+        config = DoorBirdConfig(
+            host=args.host, http_port=args.http_port, user=args.user, password=args.password,
+            event_host=args.event_host, relays=[r for r in args.relays.split(",") if r],
+            device_type=args.device_type, mac=args.mac, udp_version=args.udp_version,
+            watch_always=not args.no_watch_always, visitors=args.visitors,
+        )
+        if args.notification_key:
+            config.notification_key = args.notification_key
+        if args.event_ports:
+            config.event_ports = args.event_ports
+        return asyncio.run(_serve(DoorBirdSimulator(config)))
+    raise SystemExit(f"no simulator for {args.vendor}")
+
+
+async def _serve(simulator: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await simulator.start()
+    print(f"simulator ready at {simulator.url} (ring: curl -X POST {simulator.url}/_sim/ring)",
+          flush=True)
+    await stop.wait()
+    await simulator.stop()
+    return 0

@@ -1,0 +1,346 @@
+"""The simulated door station's state and behaviour, independent of HTTP.
+
+What happens on a ring or a motion is what the LAN-2-LAN API describes: encrypted UDP packets
+repeated on every event port for every user, H/L lines on open monitor streams, the HTTP
+favorites that matching schedule entries point at, and a new history picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import string
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+
+from bridge.backends.doorbird import packets
+from bridge.simulators.scenery import Camera
+
+log = structlog.get_logger(component="simulator.doorbird")
+
+SESSION_SECONDS = 600
+HISTORY_SIZE = 50
+LIVE_AFTER_RING = 300.0  # video and audio: 5 minutes after a ring
+IMAGE_AFTER_RING = 60.0  # still image: 1 minute after a ring
+KEEPALIVE_SECONDS = 7.0
+REPEATS = 3  # each event packet is sent this many times on each port
+SIP_RANGES = {
+    "enable": (0, 1), "mic_volume": (1, 100), "spk_volume": (1, 100), "dtmf": (0, 1),
+    "relay1_passcode": (0, 99_999_999), "incoming_call_enable": (0, 1), "anc": (0, 1),
+    "ring_time_limit": (10, 300), "call_time_limit": (30, 300),
+}
+SIP_DEFAULTS: dict[str, Any] = {
+    "enable": 0, "mic_volume": 33, "spk_volume": 70, "dtmf": 0, "relay1_passcode": None,
+    "incoming_call_enable": 0, "incoming_call_user": "", "anc": 1, "ring_time_limit": 300,
+    "call_time_limit": 300, "user": "", "password": "", "url": "",
+}
+
+
+def _random_text(size: int) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(size))
+
+
+@dataclass
+class DoorBirdConfig:
+    """How the simulated station is set up (the command line's options)."""
+
+    user: str = "ghxyzw0001"
+    password: str = "doorbird-demo"
+    host: str = "127.0.0.1"
+    http_port: int = 0
+    notification_key: str = field(default_factory=lambda: _random_text(48))
+    event_ports: list[int] = field(default_factory=lambda: [6524, 35344])
+    event_host: str = "127.0.0.1"
+    relays: list[str] = field(default_factory=lambda: ["1", "2"])
+    device_type: str = "DoorBird D2101V"
+    firmware: str = "000130"
+    build_number: str = "15870439"
+    mac: str = "1CCAE3711111"
+    watch_always: bool = True
+    udp_version: int = 2
+    other_users: list[str] = field(default_factory=lambda: ["ghxyzw0002"])
+    lockout_after: int = 5
+    lockout_seconds: float = 60.0
+    reboot_seconds: float = 3.0
+    visitors: float | None = None
+    """Mean seconds between random visitors (rings and motion); None for none."""
+
+
+class DoorBirdDevice:
+    """Everything the station knows and does."""
+
+    def __init__(self, config: DoorBirdConfig) -> None:
+        self.config = config
+        self.camera = Camera(seed=int(config.mac[-4:], 16))
+        self.sessions: dict[str, float] = {}
+        self.history: dict[str, deque[tuple[float, bytes]]] = {
+            "doorbell": deque(maxlen=HISTORY_SIZE), "motionsensor": deque(maxlen=HISTORY_SIZE)}
+        self.favorites: dict[str, dict[str, dict[str, str]]] = {"http": {}, "sip": {}}
+        self.schedules: list[dict[str, Any]] = []
+        self.sip: dict[str, Any] = dict(SIP_DEFAULTS)
+        self.relay_log: list[tuple[float, str]] = []
+        self.light_log: list[float] = []
+        self.last_ring = 0.0
+        self.ring_count = 0
+        self.failures: deque[float] = deque()
+        self.locked_until = 0.0
+        self.busy_until = 0.0
+        self.offline = False
+        self.rebooting_until = 0.0
+        self.restarts = 0
+        self.monitors: set[asyncio.Queue[str]] = set()
+        self.transmitting = False
+        self.audio_received = 0
+        self.favorite_calls: list[str] = []
+        self.connections: list[float] = []
+        self.states = {"doorbell": "L", "motionsensor": "L"}
+        self._next_favorite = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http: aiohttp.ClientSession | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(self.config.host, 0), allow_broadcast=True)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self._spawn(self._keepalives())
+        if self.config.visitors:
+            self._spawn(self._random_visitors(self.config.visitors))
+
+    async def stop(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
+        for task in tuple(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._udp is not None:
+            self._udp.close()
+        if self._http is not None:
+            await self._http.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ availability
+    @property
+    def reachable(self) -> bool:
+        return not self.offline and time.monotonic() >= self.rebooting_until
+
+    @property
+    def busy(self) -> bool:
+        return time.monotonic() < self.busy_until
+
+    def restart(self) -> None:
+        """Reboot: unreachable for a while; sessions and monitor streams are gone."""
+        self.restarts += 1
+        self.rebooting_until = time.monotonic() + self.config.reboot_seconds
+        self.sessions.clear()
+        self._close_monitors()
+
+    def go_offline(self) -> None:
+        self.offline = True
+        self._close_monitors()
+
+    def _close_monitors(self) -> None:
+        for queue in tuple(self.monitors):
+            queue.put_nowait("")  # tells the stream to end
+
+    # ------------------------------------------------------------------ credentials
+    def check_password(self, user: str, password: str) -> bool:
+        return secrets.compare_digest(user, self.config.user) and secrets.compare_digest(
+            password, self.config.password)
+
+    def locked_out(self) -> bool:
+        return time.monotonic() < self.locked_until
+
+    def record_failure(self) -> None:
+        now = time.monotonic()
+        self.failures.append(now)
+        while self.failures and now - self.failures[0] > 60:
+            self.failures.popleft()
+        if len(self.failures) >= self.config.lockout_after:
+            self.locked_until = now + self.config.lockout_seconds
+            self.failures.clear()
+            log.info("locked out after repeated wrong credentials",
+                     seconds=self.config.lockout_seconds)
+
+    def new_session(self) -> str:
+        session = _random_text(60)
+        self.sessions[session] = time.monotonic() + SESSION_SECONDS
+        return session
+
+    def session_valid(self, session: str) -> bool:
+        expiry = self.sessions.get(session)
+        return expiry is not None and time.monotonic() < expiry
+
+    # ------------------------------------------------------------------ permissions
+    def may_watch(self, window: float) -> bool:
+        return self.config.watch_always or time.time() - self.last_ring < window
+
+    # ------------------------------------------------------------------ actions
+    def open_door(self, relay: str) -> bool:
+        if relay not in self.config.relays:
+            return False
+        self.relay_log.append((time.time(), relay))
+        return True
+
+    def light_on(self) -> None:
+        self.light_log.append(time.time())
+
+    def picture(self) -> bytes:
+        recent = time.time() - max(self.last_ring, self._last_motion()) < 30
+        return self.camera.jpeg(visitor=recent)
+
+    def _last_motion(self) -> float:
+        motion = self.history["motionsensor"]
+        return motion[-1][0] if motion else 0.0
+
+    def save_favorite(self, kind: str, title: str, value: str, fav_id: str | None) -> str:
+        if fav_id is None:
+            fav_id = str(self._next_favorite)
+            self._next_favorite += 1
+        self.favorites[kind][fav_id] = {"title": title, "value": value}
+        return fav_id
+
+    def save_schedule(self, entry: dict[str, Any]) -> None:
+        self.schedules = [e for e in self.schedules
+                          if (e["input"], e.get("param", "")) != (entry["input"],
+                                                                  entry.get("param", ""))]
+        self.schedules.append(entry)
+
+    def remove_schedule(self, input_: str, param: str) -> None:
+        self.schedules = [e for e in self.schedules
+                          if (e["input"], e.get("param", "")) != (input_, param)]
+
+    # ------------------------------------------------------------------ events
+    async def ring(self, doorbell: int = 1) -> None:
+        now = time.time()
+        self.last_ring = now
+        self.ring_count += 1
+        self.history["doorbell"].append((now, self.camera.jpeg(now, visitor=True)))
+        log.info("ring", doorbell=doorbell)
+        await self._event(str(doorbell), "doorbell", "doorbell", str(doorbell), int(now))
+
+    async def motion(self) -> None:
+        now = time.time()
+        self.history["motionsensor"].append((now, self.camera.jpeg(now, visitor=True)))
+        log.info("motion")
+        await self._event("motion", "motionsensor", "motion", "", int(now))
+
+    async def _event(self, udp_event: str, monitor_name: str, schedule_input: str,
+                     schedule_param: str, timestamp: int) -> None:
+        self._send_event_packets(udp_event, timestamp)
+        self._monitor_pulse(monitor_name)
+        await self._run_schedules(schedule_input, schedule_param)
+
+    def _send_event_packets(self, event: str, timestamp: int) -> None:
+        if self._udp is None or not self.reachable:
+            return
+        key = packets.notification_key(self.config.notification_key)
+        datagrams = []
+        for user in (self.config.user, *self.config.other_users):
+            if self.config.udp_version == 1:
+                datagrams.append(packets.encode_v1(self.config.password, user[:6], event,
+                                                   timestamp))
+            else:
+                # every user has a key of their own; others' packets carry another key
+                user_key = key if user == self.config.user else secrets.token_bytes(32)
+                datagrams.append(packets.encode_v2(user_key, user[:6], event, timestamp))
+        for _ in range(REPEATS):
+            for port in self.config.event_ports:
+                for datagram in datagrams:
+                    self._udp.sendto(datagram, (self.config.event_host, port))
+
+    def _monitor_pulse(self, name: str) -> None:
+        self.states[name] = "H"
+        for queue in tuple(self.monitors):
+            queue.put_nowait(f"{name}:H")
+
+        def low() -> None:
+            self.states[name] = "L"
+            for queue in tuple(self.monitors):
+                queue.put_nowait(f"{name}:L")
+
+        asyncio.get_running_loop().call_later(1.0, low)
+
+    async def _run_schedules(self, input_: str, param: str) -> None:
+        now = time.time()
+        for entry in self.schedules:
+            if entry.get("input") != input_ or entry.get("param", "") not in ("", param):
+                continue
+            for output in entry.get("output", []):
+                if str(output.get("enabled", "1")) != "1" or not _active(
+                        output.get("schedule", {}), now):
+                    continue
+                if output.get("event") == "http":
+                    favorite = self.favorites["http"].get(str(output.get("param")))
+                    if favorite is not None:
+                        self._spawn(self._call_favorite(favorite["value"]))
+                elif output.get("event") == "relay":
+                    self.open_door(str(output.get("param", "1")))
+
+    async def _call_favorite(self, url: str) -> None:
+        assert self._http is not None
+        self.favorite_calls.append(url)
+        try:
+            async with self._http.get(url) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("favorite call failed", error=str(exc))
+
+    async def _keepalives(self) -> None:
+        beacon = b"DBKA" + bytes.fromhex(self.config.mac) + self.config.user[:6].encode()
+        while True:
+            if self._udp is not None and self.reachable:
+                for port in self.config.event_ports:
+                    self._udp.sendto(beacon, (self.config.event_host, port))
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+
+    async def _random_visitors(self, mean_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(random.expovariate(1 / mean_seconds))
+            if random.random() < 0.5:
+                await self.ring(1)
+            else:
+                await self.motion()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What tests and the demo page may look at."""
+        return {
+            "relays": [r for _, r in self.relay_log], "lights": len(self.light_log),
+            "favorites": self.favorites, "schedules": json.loads(json.dumps(self.schedules)),
+            "favorite_calls": list(self.favorite_calls), "restarts": self.restarts,
+            "audio_received": self.audio_received, "monitors": len(self.monitors),
+            "sip": {k: v for k, v in self.sip.items() if k not in ("password",
+                                                                   "relay1_passcode")},
+            "connections": len(self.connections), "reachable": self.reachable,
+        }
+
+
+def _active(schedule: dict[str, Any], now: float) -> bool:
+    """Whether a schedule entry's output runs now (an empty schedule never runs)."""
+    once = schedule.get("once")
+    if isinstance(once, dict) and str(once.get("valid")) == "1":
+        return True
+    for span in schedule.get("from-to", []) or []:
+        if int(span["from"]) <= now <= int(span["to"]):
+            return True
+    weekdays = schedule.get("weekdays", []) or []
+    if weekdays:
+        local = time.localtime(now)
+        since_sunday = ((local.tm_wday + 1) % 7) * 86400 + local.tm_hour * 3600 \
+            + local.tm_min * 60 + local.tm_sec
+        return any(int(w["from"]) <= since_sunday <= int(w["to"]) for w in weekdays)
+    return False
