@@ -65,7 +65,8 @@ class DoorBirdSimulator:
         await self.device.start()
         app = web.Application(middlewares=[self._availability, self._auth])
         app.add_routes(self._routes())
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.http_port)
         await site.start()
@@ -75,6 +76,7 @@ class DoorBirdSimulator:
         log.info("DoorBird simulator listening", url=self.url, user=self.config.user)
 
     async def stop(self) -> None:
+        self.device.go_offline()  # ends the open streams
         await self.device.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -241,7 +243,7 @@ class DoorBirdSimulator:
         if not self.device.may_watch(LIVE_AFTER_RING):
             return web.Response(status=204)
         response = web.StreamResponse(headers={
-            "Content-Type": "multipart/x-mixed-replace; boundary=--myboundary"})
+            "Content-Type": "multipart/x-mixed-replace; boundary=myboundary"})
         await response.prepare(request)
         try:
             while self.device.reachable:
@@ -295,7 +297,7 @@ class DoorBirdSimulator:
         queue: asyncio.Queue[str] = asyncio.Queue()
         self.device.monitors.add(queue)
         response = web.StreamResponse(headers={
-            "Content-Type": "multipart/x-mixed-replace; boundary=--ioboundary"})
+            "Content-Type": "multipart/x-mixed-replace; boundary=ioboundary"})
         try:
             await response.prepare(request)
             for name in wanted:
