@@ -62,7 +62,12 @@ class DoorBirdSettings(_Section):
     event_ports: list[int] = Field(
         default_factory=lambda: [6524, 35344], description="UDP ports the station sends to."
     )
-    events: Literal["udp", "monitor", "http"] = Field("udp", description="Event path.")
+    events: Literal["udp", "monitor", "http"] = Field(
+        "udp", description="udp (falls back to monitor), monitor, or http."
+    )
+    listen_host: str = Field(
+        "0.0.0.0", description="Address the UDP event ports bind to (broadcasts need 0.0.0.0)."
+    )
     relay_seconds: float = Field(
         5.0, gt=0, le=600, description="Seconds a relay reports unlocked after opening."
     )

@@ -18,10 +18,13 @@ logs.configure("info", "console")
 async def bridge_factory() -> AsyncIterator[Callable[..., Awaitable[Bridge]]]:
     started: list[Bridge] = []
 
-    async def start(backends: list[Any] | None = None, **server: Any) -> Bridge:
+    async def start(backends: list[Any] | None = None, subscriber: Any = None,
+                    **server: Any) -> Bridge:
         settings = load_settings(**{f"server.{k}": v for k, v in
                                     {"port": 0, "event_seconds": 0.2, **server}.items()})
         bridge = Bridge(settings, backends=[] if backends is None else backends)
+        if subscriber is not None:  # hears what happens during start-up, too
+            bridge.driver.bus.subscribe(subscriber)
         await bridge.start()
         started.append(bridge)
         return bridge

@@ -285,3 +285,11 @@ async def aiohttp_free_server():
     port = site._server.sockets[0].getsockname()[1]
     yield calls, f"http://127.0.0.1:{port}/ring"
     await runner.cleanup()
+
+
+def test_pictures_can_be_taken_at_any_moment():
+    from bridge.simulators.scenery import Camera
+
+    camera = Camera(width=64, height=32)
+    pictures = {camera.jpeg(moment / 8) for moment in range(64 * 2)}  # the bar sweeps past
+    assert len(pictures) > 60  # every edge position encodes, and pictures differ

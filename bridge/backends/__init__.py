@@ -1,19 +1,20 @@
 """Vendor backends, built from their configuration sections.
 
-Each vendor package registers a factory for its section here; the rest of the bridge only sees
-:class:`bridge.driver.Backend` instances.
+Each configuration section names the backend class that serves its entries; vendor packages
+are imported only when configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from importlib import import_module
 
 from bridge.driver import Backend
 from bridge.settings import ConfigError, Settings
 
-FACTORIES: dict[str, Callable[[Any], Backend]] = {}
-"""Section name (``doorbird``, ``skybell``) to a function building one backend per entry."""
+VENDORS = {
+    "doorbird": "bridge.backends.doorbird:DoorBirdBackend",
+}
+"""Configuration section to ``module:class`` of its backend (one instance per entry)."""
 
 
 def build_backends(settings: Settings) -> list[Backend]:
@@ -22,8 +23,10 @@ def build_backends(settings: Settings) -> list[Backend]:
         entries = getattr(settings, section)
         if not entries:
             continue
-        factory = FACTORIES.get(section)
-        if factory is None:
+        target = VENDORS.get(section)
+        if target is None:
             raise ConfigError(f"{section}: this version of eufy-bridge has no {section} backend")
-        backends.extend(factory(entry) for entry in entries)
+        module, name = target.split(":")
+        backend_class = getattr(import_module(module), name)
+        backends.extend(backend_class(entry) for entry in entries)
     return backends

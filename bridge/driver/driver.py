@@ -207,7 +207,8 @@ class Driver:
         if entity.backend is None:
             raise NotSupported(f"{name} cannot be written on {entity.serial}")
         await entity.backend.set_property(entity, name, value)
-        self.update_property(entity, name, value)
+        if meta.readable:  # a write-only value (a passcode) is never kept or echoed
+            self.update_property(entity, name, value)
 
     async def run_command(self, entity: Entity, command: str, params: dict[str, Any]) -> Any:
         """Carry out an action the entity lists; anything else is ``device_not_supported``."""

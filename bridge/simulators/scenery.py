@@ -34,9 +34,10 @@ class Camera:
         tick = int(moment * 8) + self.seed * 97
         luma = bytearray(self._background(h, w))
         bar = tick % w
+        width = min(12, w - bar)
         for row in range(h):
             start = row * w + bar
-            luma[start:start + 12] = b"\xeb" * min(12, w - bar)
+            luma[start:start + width] = b"\xeb" * width
         if visitor:
             for row in range(h // 3, h - 40):
                 start = row * w + w // 3

@@ -1,0 +1,454 @@
+"""The DoorBird backend: one door station on the LAN, as a eufy doorbell with relay locks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import zlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from bridge.backends.doorbird import entities, packets, udp
+from bridge.backends.doorbird.client import (
+    AuthFailed,
+    Busy,
+    DoorBirdClient,
+    DoorBirdError,
+    LockedOut,
+    NoPermission,
+    Refused,
+    Unreachable,
+)
+from bridge.driver import Backend, Device, Driver, Entity, Station
+from bridge.driver.errors import (
+    BridgeError,
+    InvalidCommandValue,
+    InvalidPropertyValue,
+    NotSupported,
+    StationConnectionTimeout,
+    StationNotConnected,
+)
+from bridge.settings import DoorBirdSettings
+
+log = structlog.get_logger(component="backend.doorbird")
+
+HISTORY_EVENTS = ("doorbell", "motionsensor")
+
+
+class DoorBirdBackend(Backend):
+    """Discovery, properties, commands and events of one DoorBird."""
+
+    vendor = "doorbird"
+
+    def __init__(
+        self,
+        settings: DoorBirdSettings,
+        *,
+        health_seconds: float = 30.0,
+        retry_seconds: float = 2.0,
+        max_retry_seconds: float = 60.0,
+        auth_retry_seconds: float = 300.0,
+        light_seconds: float = 180.0,
+        session_seconds: float = 480.0,
+        dedupe_seconds: float = 120.0,
+        client: DoorBirdClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client or DoorBirdClient(settings.host, settings.username,
+                                               settings.password.get_secret_value())
+        self.health_seconds = health_seconds
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self.auth_retry_seconds = auth_retry_seconds
+        self.light_seconds = light_seconds
+        self.session_seconds = session_seconds
+        self.dedupe_seconds = dedupe_seconds
+        self.driver: Driver | None = None
+        self.station: Station | None = None
+        self.bell: Device | None = None
+        self.relays: dict[str, str] = {}  # lock serial -> relay name
+        self.events_mode: str | None = None
+        self._key: bytes | None = None
+        self._session: str | None = None
+        self._seen: dict[tuple[str, int], float] = {}
+        self._history: dict[str, list[float]] = {e: [] for e in HISTORY_EVENTS}
+        self._monitor_up = False
+        self._monitor_states: dict[str, str] = {}
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._check_now = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, driver: Driver) -> None:
+        self.driver = driver
+        first_check = self.health_seconds
+        try:
+            await self._discover()
+        except (AuthFailed, LockedOut) as exc:
+            self._report(exc)
+            first_check = self.auth_retry_seconds  # never retry into a lock-out
+        except DoorBirdError as exc:
+            self._report(exc)
+            first_check = self.retry_seconds
+        self._spawn(self._supervise(first_check))
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        for handle in self._timers.values():
+            handle.cancel()
+        for task in tuple(self._tasks):
+            task.cancel()
+        for task in tuple(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._session is not None:
+            with contextlib.suppress(DoorBirdError):
+                await self.client.invalidate(self._session)
+        await self.client.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.station is not None and self.station.connected
+
+    @property
+    def push_connected(self) -> bool:
+        return self.events_mode == "udp" or self._monitor_up
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _report(self, exc: DoorBirdError) -> None:
+        log.warning("DoorBird unavailable", host=self.client.address, reason=str(exc))
+        if isinstance(exc, AuthFailed | LockedOut) and self.driver is not None:
+            self.driver.publish("driver", "connection error",
+                                error={"message": str(exc), "vendor": self.vendor})
+
+    # ------------------------------------------------------------------ discovery
+    async def _discover(self) -> None:
+        assert self.driver is not None
+        info = await self.client.info()
+        self._session, key = await self.client.session()
+        self._key = packets.notification_key(key)
+        try:
+            sip = await self.client.sip_status()
+        except (Refused, NoPermission):
+            sip = None  # the user lacks the API-Operator permission
+        station, bell, locks = entities.build(info, self.settings.name, self.client.host,
+                                              self, sip)
+        bell.properties["rtspStreamUrl"] = self._rtsp_url()
+        self.station, self.bell = station, bell
+        self.relays = {lock.serial: relay for lock, relay in locks}
+        self.driver.add_station(station)
+        self.driver.add_device(bell)
+        for lock, _ in locks:
+            self.driver.add_device(lock)
+        log.info("DoorBird discovered", serial=station.serial, model=station.properties["model"],
+                 relays=list(self.relays.values()))
+        await self._start_events()
+        self._spawn(self._refresh_picture())
+        self._spawn(self._scan_history())
+        self._spawn(self._renew_sessions())
+
+    def _rtsp_url(self) -> str:
+        # a session id, never the password, so the URL can be handed to clients
+        return f"rtsp://{self.client.host}:554/mpeg/media.amp?sessionid={self._session}"
+
+    # ------------------------------------------------------------------ events
+    async def _start_events(self) -> None:
+        mode = self.settings.events
+        if mode == "udp":
+            try:
+                for port in self.settings.event_ports:
+                    self._unsubscribe.append(await udp.subscribe(
+                        self.settings.listen_host, port, self._on_datagram))
+            except OSError as exc:
+                log.warning("UDP event port unavailable, using monitor.cgi instead",
+                            error=str(exc))
+                for unsubscribe in self._unsubscribe:
+                    unsubscribe()
+                self._unsubscribe = []
+                mode = "monitor"
+        self.events_mode = mode
+        if mode == "monitor":
+            self._spawn(self._monitor_loop())
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        event = packets.decode(data, self._key, self.client.password)
+        if event is None or event.intercom_id != self.settings.username[:6]:
+            return  # keep-alives, garbage and other users' packets
+        now = time.monotonic()
+        key = (event.event, event.timestamp)
+        if key in self._seen:
+            return  # the device repeats every packet on every port
+        self._seen = {k: t for k, t in self._seen.items() if now - t < self.dedupe_seconds}
+        self._seen[key] = now
+        if event.is_motion:
+            self._motion(float(event.timestamp))
+        elif event.doorbell is not None:
+            self._ring(event.doorbell, float(event.timestamp))
+
+    async def _monitor_loop(self) -> None:
+        delay = self.retry_seconds
+        while True:
+            try:
+                async for line in self.client.monitor():
+                    self._monitor_up = True
+                    delay = self.retry_seconds
+                    name, _, state = line.partition(":")
+                    rising = state == "H" and self._monitor_states.get(name) != "H"
+                    self._monitor_states[name] = state
+                    if rising and name == "doorbell":
+                        self._ring(1, time.time())
+                    elif rising and name == "motionsensor":
+                        self._motion(time.time())
+            except (AuthFailed, LockedOut) as exc:
+                self._report(exc)
+                delay = self.auth_retry_seconds
+            except DoorBirdError as exc:
+                log.debug("monitor stream ended", reason=str(exc))
+                self._check_now.set()
+            finally:
+                self._monitor_up = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_seconds)
+
+    def _ring(self, button: int, moment: float) -> None:
+        assert self.driver is not None and self.bell is not None
+        self.driver.update_property(self.bell, "doorbellButton", button)
+        self.driver.pulse(self.bell.serial, "ring")
+        self._history["doorbell"].insert(0, moment)
+        self._spawn(self._refresh_picture())
+
+    def _motion(self, moment: float) -> None:
+        assert self.driver is not None and self.bell is not None
+        self.driver.pulse(self.bell.serial, "motion")
+        self._history["motionsensor"].insert(0, moment)
+        self._spawn(self._refresh_picture())
+
+    async def _refresh_picture(self) -> None:
+        if self.driver is None or self.bell is None:
+            return
+        try:
+            jpeg = await self.client.image()
+        except DoorBirdError as exc:
+            log.debug("no picture", reason=str(exc))
+            return
+        self.driver.update_property(self.bell, "picture",
+                                    {"data": jpeg, "type": entities.PICTURE_TYPE})
+
+    async def _scan_history(self) -> None:
+        """Learn when the pictures of the device's history were taken (newest first)."""
+        for event in HISTORY_EVENTS:
+            found: list[float] = []
+            for index in range(1, 51):
+                try:
+                    _, moment = await self.client.history_image(index, event)
+                except Refused:
+                    break  # 404: no more pictures
+                except DoorBirdError:
+                    return
+                if moment is not None:
+                    found.append(moment)
+            self._history[event] = found
+
+    async def _renew_sessions(self) -> None:
+        """Session ids expire after ten minutes; the RTSP URL follows the fresh one."""
+        while True:
+            await asyncio.sleep(self.session_seconds)
+            try:
+                session, _ = await self.client.session()
+            except DoorBirdError:
+                continue
+            old, self._session = self._session, session
+            if self.driver is not None and self.bell is not None:
+                self.driver.update_property(self.bell, "rtspStreamUrl", self._rtsp_url())
+            if old:
+                with contextlib.suppress(DoorBirdError):
+                    await self.client.invalidate(old)
+
+    # ------------------------------------------------------------------ availability
+    async def _supervise(self, delay: float) -> None:
+        """Notice when the device goes away and comes back; never hammer it."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._check_now.wait()
+            self._check_now.clear()
+            try:
+                if self.station is None:
+                    await self._discover()
+                else:
+                    await self.client.info()
+                    if not self.station.connected:
+                        assert self.driver is not None
+                        log.info("DoorBird is back", serial=self.station.serial)
+                        self.driver.set_station_connected(self.station.serial, True)
+                        await self.refresh()
+                delay = self.health_seconds
+            except (AuthFailed, LockedOut) as exc:
+                self._report(exc)
+                delay = self.auth_retry_seconds  # never retry into a lock-out
+            except DoorBirdError as exc:
+                self._lost(exc)
+                delay = min(max(delay, self.retry_seconds) * 2, self.max_retry_seconds) \
+                    if delay < self.health_seconds else self.retry_seconds
+
+    def _lost(self, exc: DoorBirdError) -> None:
+        if self.station is not None and self.station.connected and self.driver is not None:
+            log.warning("DoorBird unreachable", serial=self.station.serial, reason=str(exc))
+            self.driver.set_station_connected(self.station.serial, False)
+        elif self.station is None:
+            log.debug("DoorBird still unreachable", host=self.client.address, reason=str(exc))
+
+    async def refresh(self) -> None:
+        if self.station is None:
+            self._check_now.set()
+            return
+        try:
+            sip = await self.client.sip_status()
+        except (Refused, NoPermission):
+            sip = None
+        except DoorBirdError as exc:
+            raise _bridge_error(exc, self) from None
+        if sip is not None and self.driver is not None and self.bell is not None:
+            for meta, _, status_key in entities.SIP_PROPERTIES:
+                if status_key is not None and meta.name in self.bell.properties:
+                    self.driver.update_property(self.bell, meta.name,
+                                                entities.sip_value(meta, sip.get(status_key)))
+        await self._refresh_picture()
+        await self._scan_history()
+
+    # ------------------------------------------------------------------ writes
+    async def set_property(self, entity: Entity, name: str, value: Any) -> None:
+        try:
+            if name == "light":
+                await self._light(value)
+            elif name == "locked":
+                await self._relay(entity, value)
+            else:
+                sip = next((param for meta, param, _ in entities.SIP_PROPERTIES
+                            if meta.name == name), None)
+                if sip is None:
+                    raise NotSupported(f"{name} cannot be written on {entity.serial}")
+                await self.client.sip_settings(**{sip: int(value)})
+        except DoorBirdError as exc:
+            if isinstance(exc, Refused):
+                raise InvalidPropertyValue(str(exc)) from None
+            raise _bridge_error(exc, self) from None
+
+    async def _light(self, on: bool) -> None:
+        if not on:
+            raise InvalidPropertyValue("DoorBird's light switches itself off")
+        await self.client.light_on()
+        self._later("light", self.light_seconds, lambda: self._set(self.bell, "light", False))
+
+    async def _relay(self, entity: Entity, locked: bool) -> None:
+        relay = self.relays.get(entity.serial)
+        if relay is None:
+            raise NotSupported(f"{entity.serial} has no relay")
+        if locked:
+            if entity.properties.get("locked") is False:
+                raise InvalidPropertyValue(
+                    f"the relay locks again by itself after {self.settings.relay_seconds:g} s")
+            return
+        await self.client.open_door(relay)
+        self._set(entity, "locked", False)
+        self._later(entity.serial, self.settings.relay_seconds,
+                    lambda: self._set(entity, "locked", True))
+
+    def _set(self, entity: Entity | None, name: str, value: Any) -> None:
+        if entity is not None and self.driver is not None:
+            self.driver.update_property(entity, name, value)
+
+    def _later(self, key: str, seconds: float, action: Callable[[], None]) -> None:
+        if (handle := self._timers.pop(key, None)) is not None:
+            handle.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(seconds, action)
+
+    # ------------------------------------------------------------------ commands
+    async def run_command(self, entity: Entity, command: str, params: dict[str, Any]) -> Any:
+        try:
+            if command in ("unlock", "open"):
+                await self._relay(entity, False)
+                return None
+            if command == "reboot":
+                await self.client.restart()
+                return None
+            if command == "download_image":
+                await self._download_image(params["file"])
+                return None
+        except DoorBirdError as exc:
+            if isinstance(exc, Refused):
+                raise InvalidCommandValue(str(exc)) from None
+            raise _bridge_error(exc, self) from None
+        raise NotSupported(f"{command} is not supported on {entity.serial}")
+
+    async def _download_image(self, file: str) -> None:
+        """``live`` (or empty) for the current picture, ``doorbell/3`` or ``motionsensor/1``
+        for a history picture; the picture arrives as the ``image downloaded`` event."""
+        assert self.driver is not None and self.station is not None
+        event, _, index = file.partition("/")
+        if file in ("", "live"):
+            jpeg = await self.client.image()
+        elif event in HISTORY_EVENTS and index.isdigit() and 1 <= int(index) <= 50:
+            jpeg, _ = await self.client.history_image(int(index), event)
+        else:
+            raise InvalidCommandValue("file is live, doorbell/N or motionsensor/N (N 1..50)")
+        self.driver.publish("station", "image downloaded", serialNumber=self.station.serial,
+                            file=file, image={"data": jpeg, "type": entities.PICTURE_TYPE})
+
+    async def get_events(self, kind: str, start_ms: float, end_ms: float,
+                         max_results: int | None) -> list[dict[str, Any]]:
+        if kind not in ("history", "video") or self.bell is None:
+            return []
+        records = []
+        for event, moments in self._history.items():
+            for index, moment in enumerate(moments[:50], start=1):
+                records.append(self._record(event, index, moment))
+        return records
+
+    def _record(self, event: str, index: int, moment: float) -> dict[str, Any]:
+        assert self.bell is not None
+        start = int(moment * 1000)
+        path = f"{event}/{index}"
+        return {
+            "monitor_id": zlib.crc32(f"{self.bell.serial}/{event}/{start}".encode()),
+            "station_sn": self.bell.station_serial,
+            "device_sn": self.bell.serial,
+            "device_name": self.bell.name,
+            "device_type": self.bell.type,
+            "storage_type": 2,
+            "storage_path": path,
+            "thumb_path": path,
+            "cloud_path": "",
+            "start_time": start,
+            "end_time": start,
+            "create_time": start,
+            "event_type": "ring" if event == "doorbell" else "motion",
+            "has_human": 0,
+            "video_type": 0,
+        }
+
+
+def _bridge_error(exc: DoorBirdError, backend: DoorBirdBackend) -> BridgeError:
+    """What a client is told when the device would not do something."""
+    if isinstance(exc, Unreachable):
+        backend._lost(exc)
+        backend._check_now.set()
+        return StationNotConnected(str(exc))
+    if isinstance(exc, AuthFailed | LockedOut):
+        backend._report(exc)
+        return StationNotConnected(str(exc))
+    if isinstance(exc, Busy):
+        return StationConnectionTimeout(str(exc))
+    if isinstance(exc, NoPermission):
+        return NotSupported(str(exc))
+    return InvalidCommandValue(str(exc))
