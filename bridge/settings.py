@@ -71,6 +71,15 @@ class DoorBirdSettings(_Section):
     relay_seconds: float = Field(
         5.0, gt=0, le=600, description="Seconds a relay reports unlocked after opening."
     )
+    callback_url: str | None = Field(
+        None, description='events "http": the bridge\'s URL as the station can reach it.'
+    )
+
+    @model_validator(mode="after")
+    def _http_events_need_a_callback(self) -> DoorBirdSettings:
+        if self.events == "http" and not self.callback_url:
+            raise ValueError('events "http" needs callback_url (e.g. http://192.0.2.5:3000)')
+        return self
 
 
 class SkyBellSettings(_Section):

@@ -25,6 +25,12 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Rig:
     """A simulated DoorBird, a bridge with a DoorBird backend pointed at it, and clients."""
 
@@ -47,7 +53,8 @@ def make_rig(bridge_factory):
     made: list[Rig] = []
 
     async def make(*, events: str = "udp", password: str | None = None, sim_options=None,
-                   backend_options=None, ports=None, locked=False, subscriber=None) -> Rig:
+                   backend_options=None, ports=None, locked=False, subscriber=None,
+                   prepare=None) -> Rig:
         ports = ports or [free_udp_port(), free_udp_port()]
         config = DoorBirdConfig(**{"event_ports": ports, "relays": ["1", "2", "gggaaa@1"],
                                    "lockout_after": 3, "lockout_seconds": 30,
@@ -56,10 +63,14 @@ def make_rig(bridge_factory):
         await sim.start()
         if locked:
             sim.device.locked_until = time.monotonic() + 30
+        if prepare is not None:
+            prepare(sim.device)
+        bridge_port = free_tcp_port()
         settings = DoorBirdSettings(
             host=sim.address, username=config.user,
             password=password or config.password, event_ports=ports,
-            listen_host="127.0.0.1", events=events, relay_seconds=0.3)
+            listen_host="127.0.0.1", events=events, relay_seconds=0.3,
+            callback_url=f"http://127.0.0.1:{bridge_port}")
         client = DoorBirdClient(settings.host, settings.username,
                                 settings.password.get_secret_value(), connection_interval=0.05,
                                 busy_backoff=0.1)
@@ -67,7 +78,7 @@ def make_rig(bridge_factory):
                    "auth_retry_seconds": 30, "light_seconds": 0.3, "session_seconds": 600,
                    **(backend_options or {})}
         backend = DoorBirdBackend(settings, client=client, **options)
-        bridge = await bridge_factory([backend], subscriber=subscriber)
+        bridge = await bridge_factory([backend], subscriber=subscriber, port=bridge_port)
         rig = Rig(sim, backend, bridge)
         made.append(rig)
         return rig
@@ -342,4 +353,54 @@ async def test_new_connections_are_paced(make_rig):
     assert len(stamps) >= 3  # concurrent calls needed new connections
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(gap >= 0.45 for gap in gaps), gaps
+    await rig.sim.stop()
+
+
+def existing_setup(device) -> None:
+    """What the DoorBird app and another integration already configured."""
+    other = device.save_favorite("http", "home automation", "http://192.0.2.9/hook", None)
+    device.save_schedule({"input": "doorbell", "param": "1", "output": [
+        {"event": "notify", "param": "", "enabled": "1", "schedule": {"weekdays": [
+            {"from": "0", "to": "604799"}]}},
+        {"event": "http", "param": other, "enabled": "0", "schedule": {}}]})
+
+
+async def test_http_mode_adds_only_its_own_favorites_and_outputs(make_rig):
+    rig = await make_rig(events="http", prepare=existing_setup)
+    client = await rig.client()
+    device = rig.device
+    titles = sorted(f["title"] for f in device.favorites["http"].values())
+    assert titles == [f"eufy-bridge {MAC} motion", f"eufy-bridge {MAC} ring/1",
+                      "home automation"]
+    doorbell = next(e for e in device.schedules if e["input"] == "doorbell")
+    assert [o["event"] for o in doorbell["output"]] == ["notify", "http", "http"]
+    assert await client.ok("driver.is_push_connected") == {"connected": True}
+
+    await device.ring(1)
+    await client.event("rings", state=True)
+    await device.motion()
+    await client.event("motion detected", state=True)
+    assert all("token=" in call for call in device.favorite_calls)
+
+    await rig.backend.stop()
+    assert [f["title"] for f in device.favorites["http"].values()] == ["home automation"]
+    assert [e["input"] for e in device.schedules] == ["doorbell"]
+    assert [o["event"] for o in device.schedules[0]["output"]] == ["notify", "http"]
+    await rig.sim.stop()
+
+
+async def test_http_callbacks_need_the_token(make_rig):
+    import aiohttp
+
+    rig = await make_rig(events="http")
+    url = f"http://127.0.0.1:{rig.bridge.server.port}/doorbird/{MAC}/ring/1"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, params={"token": "guess"}) as response:
+            assert response.status == 403
+        token = rig.backend._callbacks.token
+        async with http.get(url, params={"token": token}) as response:
+            assert response.status == 200
+    client = await rig.client()
+    assert (await client.ok("device.get_properties", serialNumber=BELL))["properties"][
+        "ringing"] is True
     await rig.sim.stop()

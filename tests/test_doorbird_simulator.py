@@ -293,3 +293,32 @@ def test_pictures_can_be_taken_at_any_moment():
     camera = Camera(width=64, height=32)
     pictures = {camera.jpeg(moment / 8) for moment in range(64 * 2)}  # the bar sweeps past
     assert len(pictures) > 60  # every edge position encodes, and pictures differ
+
+
+async def test_the_simulator_runs_alone_from_the_command_line():
+    import sys
+
+    port = free_tcp_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port", str(port),
+        "--user", "abcdef0001", "--password", "pw", "--relays", "1,gggaaa@1",
+        "--event-port", str(free_udp_port()), "--device-type", "DoorBird D1101V",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert b"simulator ready" in line
+        client = DoorBird("127.0.0.1", "abcdef0001", "pw", port=port)
+        info = await client.info()
+        await client.close()
+        assert info["DEVICE-TYPE"] == "DoorBird D1101V"
+        assert info["RELAYS"] == ["1", "gggaaa@1"]
+    finally:
+        process.terminate()
+        await process.wait()
+    assert process.returncode == 0
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

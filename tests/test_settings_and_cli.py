@@ -57,6 +57,8 @@ def test_list_sections_from_the_environment(monkeypatch):
         ("server: {port: [\n", "not valid YAML or JSON"),
         ("skybell:\n  - email: a@b.c\n", "skybell.0: Value error, give api_key, or email and"),
         ("doorbird:\n  - host: x\n", "doorbird.0.username: Field required"),
+        ("doorbird:\n  - {host: x, username: u, password: p, events: http}\n",
+         'events "http" needs callback_url'),
     ],
 )
 def test_bad_configuration_names_the_key(tmp_path, text, message):

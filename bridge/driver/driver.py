@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import structlog
@@ -27,6 +27,8 @@ from bridge.driver.model import Device, Entity, PropertyMetadata, Station
 log = structlog.get_logger(component="bridge.driver")
 
 PulseKind = Literal["ring", "motion", "person"]
+HttpHandler = Callable[[str, dict[str, str]], tuple[int, str]]
+"""Answers a plain HTTP GET on the bridge's port: (path, query) to (status, text)."""
 
 # A pulse is an event with state true, then false after the event duration, mirrored by a
 # boolean property (PROTOCOL.md §1).
@@ -53,6 +55,7 @@ class Driver:
         self.connected = False
         self._pulses: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._known_properties: set[str] = set(_KNOWN_PROPERTIES)
+        self.http_routes: dict[str, HttpHandler] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, timeout: float = 30.0) -> None:
@@ -116,6 +119,12 @@ class Driver:
     # ------------------------------------------------------------------ backend-facing
     def publish(self, source: str, event: str, **data: Any) -> None:
         self.bus.publish(DriverEvent(source, event, data))
+
+    def add_http_route(self, prefix: str, handler: HttpHandler) -> Callable[[], None]:
+        """Let a backend answer plain HTTP GETs under ``prefix`` on the bridge's port (device
+        callbacks such as DoorBird's HTTP favorites)."""
+        self.http_routes[prefix] = handler
+        return lambda: self.http_routes.pop(prefix, None) and None
 
     def add_station(self, station: Station) -> None:
         self._known_properties.update(station.metadata)

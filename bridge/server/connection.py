@@ -82,6 +82,11 @@ class Connection(asyncio.Protocol):
         self.flush()
 
     def _handshake(self, request: Request) -> None:
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            plain = self.server.http_response(request)
+            if plain is not None:
+                self.ws.send_response(plain)
+                return
         response = self.ws.accept(request)
         self.ws.send_response(response)
         if response.status_code == 101:

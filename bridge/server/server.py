@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+from websockets import http11
+from websockets.datastructures import Headers
 
 from bridge.driver import Driver, DriverEvent
 from bridge.driver.errors import (
@@ -112,6 +116,25 @@ class BridgeServer:
         self.connections.add(conn)
         log.debug("client connected", peer=conn.peer)
         conn.send(self._hello)
+
+    def http_response(self, request: http11.Request) -> http11.Response | None:
+        """A plain HTTP answer for a registered route; None lets the WebSocket handshake
+        answer (426 Upgrade Required)."""
+        url = urlsplit(request.path)
+        route = max((p for p in self.driver.http_routes if url.path.startswith(p)),
+                    key=len, default=None)
+        if route is None:
+            return None
+        query = dict(parse_qsl(url.query))
+        try:
+            status, text = self.driver.http_routes[route](url.path, query)
+        except Exception:
+            log.exception("HTTP route failed", route=route)
+            status, text = 500, "internal error"
+        body = text.encode()
+        headers = Headers([("Content-Type", "text/plain; charset=utf-8"),
+                           ("Content-Length", str(len(body))), ("Connection", "close")])
+        return http11.Response(status, HTTPStatus(status).phrase, headers, body)
 
     def forget(self, conn: Connection) -> None:
         if conn in self.connections:

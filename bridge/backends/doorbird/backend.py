@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from bridge.backends.doorbird import entities, packets, udp
+from bridge.backends.doorbird.callbacks import HttpCallbacks
 from bridge.backends.doorbird.client import (
     AuthFailed,
     Busy,
@@ -81,6 +82,7 @@ class DoorBirdBackend(Backend):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._check_now = asyncio.Event()
+        self._callbacks: HttpCallbacks | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
@@ -97,6 +99,9 @@ class DoorBirdBackend(Backend):
         self._spawn(self._supervise(first_check))
 
     async def stop(self) -> None:
+        if self._callbacks is not None:
+            with contextlib.suppress(DoorBirdError):
+                await self._callbacks.unregister()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -118,7 +123,7 @@ class DoorBirdBackend(Backend):
 
     @property
     def push_connected(self) -> bool:
-        return self.events_mode == "udp" or self._monitor_up
+        return self.events_mode in ("udp", "http") or self._monitor_up
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -176,9 +181,22 @@ class DoorBirdBackend(Backend):
                     unsubscribe()
                 self._unsubscribe = []
                 mode = "monitor"
+        if mode == "http":
+            await self._start_callbacks()
         self.events_mode = mode
         if mode == "monitor":
             self._spawn(self._monitor_loop())
+
+    async def _start_callbacks(self) -> None:
+        assert self.driver is not None and self.station is not None
+        assert self.settings.callback_url is not None
+        self._callbacks = HttpCallbacks(self.client, self.station.serial,
+                                        self.settings.callback_url)
+        self._unsubscribe.append(self.driver.add_http_route(
+            self._callbacks.route,
+            self._callbacks.handler(lambda button: self._ring(button, time.time()),
+                                    lambda: self._motion(time.time()))))
+        await self._callbacks.register()
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         event = packets.decode(data, self._key, self.client.password)
