@@ -30,6 +30,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _default_data_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "eufy-bridge"
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the WebSocket server binds to.")
     port: int = Field(3000, ge=0, le=65535, description="TCP port (0 picks a free one).")
@@ -40,6 +45,11 @@ class ServerSettings(_Section):
     ping_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a pong.")
     event_seconds: float = Field(
         5.0, gt=0, le=3600, description="How long ring, motion and person pulses stay on."
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where tokens and event cursors are kept.",
+        json_schema_extra={"shown_default": "$XDG_STATE_HOME/eufy-bridge"},
     )
     send_buffer_limit: int = Field(
         16 * 1024 * 1024,
@@ -203,7 +213,10 @@ def reference_table() -> str:
         model = _section_model(field.annotation)
         listed = "[]" if field.annotation is not model else ""
         for key, info in model.model_fields.items():
-            if info.is_required():
+            shown = (info.json_schema_extra or {}).get("shown_default")  # type: ignore[union-attr]
+            if shown:
+                default = f"`{shown}`"
+            elif info.is_required():
                 default = "required"
             elif info.default_factory is not None:
                 default = f"`{info.default_factory()}`"  # type: ignore[call-arg]
