@@ -7,6 +7,7 @@ aside as ``<name>.corrupt`` and started afresh; it never stops the bridge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -62,7 +63,5 @@ class StateStore:
 
     @staticmethod
     def _set_aside(path: Path) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.replace(path, path.with_suffix(".corrupt"))
-        except OSError:
-            pass

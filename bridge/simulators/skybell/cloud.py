@@ -1,0 +1,525 @@
+"""The simulated SkyBell cloud's state and behaviour, independent of HTTP: accounts and tokens,
+doorbells with their settings and telemetry, activities, triggers (webhooks) and LAN packets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+import aiohttp
+import av
+import structlog
+
+from bridge.backends.skybell import lan
+from bridge.simulators.scenery import Camera
+
+log = structlog.get_logger(component="simulator.skybell")
+
+TOKEN_SECONDS = 3600
+REFRESHED_SECONDS = 86400
+VIDEO_URL_SECONDS = 300
+TRIGGER_FAILURE_LIMIT = 25
+NAMES = ["Front Door", "Back Door", "Garage", "Side Gate", "Patio", "Porch", "Office", "Shed"]
+CHIME_FILES = ["user.wav", "1.wav", "2.wav", "3.wav", "4.wav", "5.wav", "8.wav", "9.wav",
+               "cartoon-melodic-bell.wav", "home.wav", "modern.wav", "onemomentplease.wav",
+               "single-press.wav", "wifi_ring.wav"]
+SAME_AS_MOTION = 0xFFFFFFFF
+TRIGGER_EVENTS = {"lstream", "doorbell", "motion", "sound", "telemetry", "availability", "ota",
+                  "vready", "devicedeleted"}
+
+
+class SettingError(ValueError):
+    """A setting the cloud refuses (HTTP 400 with this message)."""
+
+
+def _sensitivity(value: Any, *, allow_default: bool, top: int = 999) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingError("must be a whole number")
+    if allow_default and value == SAME_AS_MOTION:
+        return value
+    if not 0 <= value <= top:
+        raise SettingError(f"must be 0..{top}")
+    return value
+
+
+def _enum(*allowed: Any):
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or value not in allowed:
+            raise SettingError(f"must be one of {', '.join(map(str, allowed))}")
+        return value
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingError("must be true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise SettingError("must be a string of 1..64 characters")
+    return value
+
+
+def _color(value: Any) -> str:
+    if not (isinstance(value, str) and len(value) == 7 and value[0] == "#"):
+        raise SettingError("must be a #RRGGBB colour")
+    try:
+        int(value[1:], 16)
+    except ValueError:
+        raise SettingError("must be a #RRGGBB colour") from None
+    return value
+
+
+def _zones(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingError("must be an object with x, y, zones and threshold")
+    x, y, zones = value.get("x"), value.get("y"), value.get("zones")
+    if not (isinstance(x, int) and isinstance(y, int) and 1 <= x <= 10 and 1 <= y <= 10):
+        raise SettingError("x and y must be 1..10")
+    if not (isinstance(zones, list) and len(zones) == y
+            and all(isinstance(r, list) and len(r) == x for r in zones)):
+        raise SettingError("zones must be y rows of x cells")
+    return value
+
+
+SETTINGS: dict[str, Any] = {
+    "device_name": _text,
+    "time_zone": _text,
+    "led_color": _color,
+    "brightness": lambda v: _sensitivity(v, allow_default=False),
+    "indoor_chime": _boolean,
+    "digital_chime": _boolean,
+    "outdoor_chime": _boolean,
+    "skybell_chime": _boolean,
+    "outdoor_chime_volume": _enum(0, 1, 2),
+    "motion_detection": _boolean,
+    "debug_motion_detect": _boolean,
+    "motion_sensitivity": lambda v: _sensitivity(v, allow_default=False),
+    "hmbd_sensitivity": lambda v: _sensitivity(v, allow_default=True),
+    "fd_sensitivity": lambda v: _sensitivity(v, allow_default=True),
+    "fr_sensitivity": lambda v: _sensitivity(v, allow_default=False, top=1000),
+    "image_quality": _enum(0, 1, 2, 3),
+    "video_rotation": _enum(0, 1, 2, 3),
+    "speaker_volume": _enum(0, 1, 2),
+    "chime_file": _enum(*CHIME_FILES),
+    "motion_zone_config": _zones,
+}
+"""Every documented setting with its check."""
+
+
+def _default_settings(name: str) -> dict[str, Any]:
+    return {
+        "device_name": name, "time_zone": "EST5EDT,M3.2.0,M11.1.0", "led_color": "#00FF00",
+        "brightness": 0, "indoor_chime": True, "digital_chime": False, "outdoor_chime": True,
+        "skybell_chime": True, "outdoor_chime_volume": 0, "motion_detection": True,
+        "debug_motion_detect": False, "motion_sensitivity": 50,
+        "hmbd_sensitivity": SAME_AS_MOTION, "fd_sensitivity": SAME_AS_MOTION,
+        "fr_sensitivity": 500, "image_quality": 0, "video_rotation": 0, "speaker_volume": 0,
+        "chime_file": "1.wav", "event_duration": 30, "button_pressed": True,
+        "motion_zone_config": {"x": 8, "y": 5, "threshold": 1, "zones": [
+            [{"ignore": False, "sensitivity": 100} for _ in range(8)] for _ in range(5)]},
+    }
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+@dataclass
+class SimDevice:
+    """One simulated doorbell."""
+
+    index: int
+    device_id: str
+    serial: str
+    account_id: str
+    settings: dict[str, Any]
+    online: bool = True
+    last_connected: float = field(default_factory=time.time)
+    last_disconnected: float | None = None
+    booted: float = field(default_factory=time.time)
+    reboots: int = 0
+    tones_played: list[str] = field(default_factory=list)
+    streaming: bool = False
+
+    @property
+    def ip_address(self) -> str:
+        return f"127.0.0.{self.index}"
+
+    @property
+    def name(self) -> str:
+        return str(self.settings["device_name"])
+
+    def device_settings(self) -> dict[str, Any]:
+        return {
+            "ESSID": "simulated-wifi", "OTA_type": None, "model_rev": "SB_TRIM2_0001",
+            "MAC_address": f"9C:54:DA:10:{self.index // 256:02X}:{self.index % 256:02X}",
+            "OTA_version": None, "OTA_signature": None, "serial_number": self.serial,
+            "firmware_patch": 11, "firmware_version": "0.5.11", "hardware_version": "Ver A",
+            "firmware_major_release": 0,
+        }
+
+    def telemetry(self) -> dict[str, Any]:
+        wobble = int(time.time() / 60 + self.index) % 7
+        return {
+            "uptime": int(time.time() - self.booted), "boot_time": int(self.booted),
+            "timestamp": int(time.time() * 1000), "wifi_noise": "-100",
+            "link_quality": f"{82 + wobble}/100", "signal_level": str(-40 - wobble),
+            "wifi_bit_rate": "54", "network_frequency": "2.437", "gateway": "127.0.0.254",
+            "ip_address": self.ip_address, "ip_address_public": "198.51.100.7",
+            "ip_subnet": "255.0.0.0",
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id, "client_id": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                                     self.device_id)),
+            "account_id": self.account_id, "serial": self.serial,
+            "certificate_id": hashlib.sha256(self.serial.encode()).hexdigest(),
+            "hardware": "Ver A:SB_TRIM2_0001", "firmware": "0.5.11",
+            "last_event": None, "last_connected": _iso(self.last_connected),
+            "last_disconnected": _iso(self.last_disconnected) if self.last_disconnected
+            else None,
+            "lat": None, "lon": None, "name": self.name,
+            "settings": {"led_color": self.settings["led_color"]},
+            "device_settings": self.device_settings(), "manufactured": None,
+            "created_at": "2024-01-01T00:00:00.000Z", "updated_at": _iso(time.time()),
+        }
+
+    def detail(self) -> dict[str, Any]:
+        return {**self.summary(), "settings": {"device_id": "", "account_id": "",
+                                               **self.settings},
+                "telemetry": self.telemetry()}
+
+
+@dataclass
+class Trigger:
+    trigger_id: str
+    device_id: str
+    account_id: str
+    url: str
+    method: str
+    events: list[str]
+    header_name: str | None = None
+    header_value: str | None = None
+    enabled: bool = True
+    fail_count: int = 0
+    disabled_on: str | None = None
+    disabled_reason: str | None = None
+    created: float = field(default_factory=time.time)
+
+    def as_json(self) -> dict[str, Any]:
+        out = {"trigger_id": self.trigger_id, "device_id": self.device_id,
+               "account_id": self.account_id, "client_id": self.trigger_id,
+               "type": "webhook", "enabled": self.enabled, "on_events": self.events,
+               "fail_count": self.fail_count,
+               "meta_config": {"url": self.url, "method": self.method,
+                               "header_name": self.header_name,
+                               "header_value": self.header_value},
+               "created_at": _iso(self.created), "updated_at": _iso(self.created)}
+        if self.disabled_on:
+            out["disabled_on"] = self.disabled_on
+            out["disabled_reason"] = self.disabled_reason
+        return out
+
+
+@dataclass
+class CloudConfig:
+    """How the simulated cloud is set up (the command line's options)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = None
+    email: str = "demo@example.com"
+    password: str = "skybell-demo"
+    devices: int = 2
+    udp_host: str = "127.0.0.1"
+    udp_port: int = 5000
+    visitors: float | None = None
+    token_seconds: float = TOKEN_SECONDS
+    reboot_seconds: float = 2.0
+
+
+class SkyBellCloud:
+    """Accounts, devices, activities and triggers."""
+
+    def __init__(self, config: CloudConfig) -> None:
+        self.config = config
+        self.account_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, config.email))
+        self.api_key = config.api_key or str(uuid.uuid4())
+        self._secret = secrets.token_bytes(32)
+        self.tokens: dict[str, float] = {}  # id/access token -> expiry (epoch seconds)
+        self.refresh_tokens: set[str] = set()
+        self.logins = 0
+        self.refreshes = 0
+        self.requests = 0
+        self.devices: dict[str, SimDevice] = {}
+        for index in range(1, config.devices + 1):
+            self.add_device(index)
+        self.activities: list[dict[str, Any]] = []
+        self.triggers: dict[str, Trigger] = {}
+        self.videos: dict[str, tuple[str, float]] = {}  # token -> (activity, expiry)
+        self.webhook_deliveries = 0
+        self.base_url = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._video_cache: bytes | None = None
+        self.cameras: dict[str, Camera] = {}
+
+    def add_device(self, index: int) -> SimDevice:
+        device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.config.email}/device/{index}"))
+        name = NAMES[(index - 1) % len(NAMES)] + ("" if index <= len(NAMES) else f" {index}")
+        device = SimDevice(index, device_id, f"A3BAB0{index:04d}", self.account_id,
+                           _default_settings(name))
+        self.devices[device_id] = device
+        return device
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        if self.config.visitors:
+            self._spawn(self._random_visitors(self.config.visitors))
+
+    async def stop(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
+        for task in tuple(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._http is not None:
+            await self._http.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ auth
+    def _jwt(self, seconds: float) -> str:
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps({"sub": self.account_id, "email": self.config.email,
+                               "exp": int(time.time() + seconds),
+                               "jti": secrets.token_hex(8)}).encode())
+        signature = b64(hmac.new(self._secret, f"{header}.{body}".encode(),
+                                 hashlib.sha256).digest())
+        return f"{header}.{body}.{signature}"
+
+    def login(self, username: str, password: str) -> dict[str, Any] | None:
+        if not (secrets.compare_digest(username, self.config.email)
+                and secrets.compare_digest(password, self.config.password)):
+            return None
+        self.logins += 1
+        seconds = self.config.token_seconds
+        access, id_token, refresh = self._jwt(seconds), self._jwt(seconds), secrets.token_hex(48)
+        self.tokens[access] = self.tokens[id_token] = time.time() + seconds
+        self.refresh_tokens.add(refresh)
+        return {"ChallengeParameters": {}, "AuthenticationResult": {
+            "AccessToken": access, "ExpiresIn": int(seconds), "TokenType": "Bearer",
+            "RefreshToken": refresh, "IdToken": id_token}}
+
+    def refresh(self, refresh_token: str) -> dict[str, Any] | None:
+        if refresh_token not in self.refresh_tokens:
+            return None
+        self.refreshes += 1
+        seconds = min(REFRESHED_SECONDS, self.config.token_seconds)
+        access, id_token = self._jwt(seconds), self._jwt(seconds)
+        self.tokens[access] = self.tokens[id_token] = time.time() + seconds
+        return {"AccessToken": access, "ExpiresIn": int(seconds), "TokenType": "Bearer",
+                "IdToken": id_token}
+
+    def token_valid(self, token: str) -> bool:
+        expiry = self.tokens.get(token)
+        return expiry is not None and time.time() < expiry
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far expires now (refresh tokens stay valid)."""
+        for token in self.tokens:
+            self.tokens[token] = 0
+
+    def logout(self) -> None:
+        self.tokens.clear()
+        self.refresh_tokens.clear()
+
+    # ------------------------------------------------------------------ devices
+    def update_settings(self, device: SimDevice, changes: Any) -> None:
+        if not isinstance(changes, dict) or not changes:
+            raise SettingError("send an object with at least one setting")
+        checked = {}
+        for key, value in changes.items():
+            check = SETTINGS.get(key)
+            if check is None:
+                raise SettingError(f"{key} is not a setting")
+            try:
+                checked[key] = check(value)
+            except SettingError as exc:
+                raise SettingError(f"{key} {exc}") from None
+        device.settings.update(checked)
+
+    def snapshot(self, device: SimDevice) -> bytes:
+        camera = self.cameras.setdefault(device.device_id, Camera(seed=device.index))
+        return camera.jpeg(visitor=self._recent_visitor(device))
+
+    def _recent_visitor(self, device: SimDevice) -> bool:
+        return any(a["device_id"] == device.device_id and time.time() * 1000 -
+                   a["event_time"] < 30_000 for a in self.activities[-5:])
+
+    def reboot(self, device: SimDevice) -> None:
+        device.reboots += 1
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.1, self.set_online, device, False)
+        loop.call_later(0.1 + self.config.reboot_seconds, self.set_online, device, True)
+
+    def set_online(self, device: SimDevice, online: bool) -> None:
+        if device.online == online:
+            return
+        device.online = online
+        if online:
+            device.last_connected = time.time()
+            device.booted = time.time()
+        else:
+            device.last_disconnected = time.time()
+        self.fire(device, "availability", {"detail": {"state": "connected" if online
+                                                      else "disconnected"}})
+
+    # ------------------------------------------------------------------ events
+    def event(self, device: SimDevice, kind: str, *, person: bool = False) -> dict[str, Any]:
+        """A doorbell press or a motion: the activity, the LAN packet and the webhooks."""
+        now = time.time()
+        preview = self.snapshot(device)
+        activity = {
+            "event_time": int(now * 1000), "account_id": self.account_id,
+            "device_id": device.device_id, "device_name": device.name,
+            "activity_id": str(uuid.uuid4()), "event_type": kind,
+            "date": datetime.fromtimestamp(now, UTC).strftime("%m/%d/%Y"),
+            "video_url": None, "image": base64.b64encode(preview).decode(),
+            "edge_tags": ["person"] if person else None, "ai_ppe": None,
+        }
+        self.activities.append(activity)
+        log.info("activity", device=device.name, kind=kind, person=person)
+        if kind in ("doorbell", "motion"):
+            self._send_lan(device, kind)
+        self.fire(device, kind, {"date_time": activity["event_time"],
+                                 "preview": activity["image"],
+                                 "activity_id": activity["activity_id"]})
+        self._spawn(self._video_ready(device, activity))
+        return activity
+
+    def _send_lan(self, device: SimDevice, kind: str) -> None:
+        if not self.config.udp_port:
+            return
+        packet = lan.BUTTON_PRESSED if kind == "doorbell" else lan.MOTION
+        self._spawn(self._udp_from(device.ip_address, packet))
+
+    async def _udp_from(self, address: str, packet: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(address, 0), allow_broadcast=True)
+        except OSError as exc:
+            log.info("cannot send a LAN packet", source=address, error=str(exc))
+            return
+        try:
+            transport.sendto(packet, (self.config.udp_host, self.config.udp_port))
+        finally:
+            transport.close()
+
+    async def _video_ready(self, device: SimDevice, activity: dict[str, Any]) -> None:
+        await asyncio.sleep(0.5)
+        video = self.video()
+        self.fire(device, "vready", {"detail": {"activity_id": activity["activity_id"],
+                                                "size": len(video),
+                                                "device_id": device.device_id}})
+
+    def fire(self, device: SimDevice, event: str, payload: dict[str, Any]) -> None:
+        """Call every enabled trigger of the device that subscribed to ``event``."""
+        body = {"event": event, "date_time": payload.pop("date_time", _iso(time.time())),
+                "device_id": device.device_id, "name": device.name, **payload}
+        for trigger in list(self.triggers.values()):
+            if trigger.device_id == device.device_id and trigger.enabled \
+                    and event in trigger.events:
+                self._spawn(self._deliver(trigger, body))
+
+    async def _deliver(self, trigger: Trigger, body: dict[str, Any]) -> None:
+        assert self._http is not None
+        headers = {trigger.header_name: trigger.header_value or ""} \
+            if trigger.header_name else {}
+        try:
+            if trigger.method == "post":
+                response = await self._http.post(trigger.url, json=body, headers=headers)
+            else:
+                response = await self._http.get(trigger.url, headers=headers)
+            response.release()
+            ok = response.status < 400
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        if ok:
+            trigger.fail_count = 0
+            self.webhook_deliveries += 1
+            return
+        trigger.fail_count += 1
+        if trigger.fail_count >= TRIGGER_FAILURE_LIMIT:
+            trigger.enabled = False
+            trigger.disabled_on = _iso(time.time())
+            trigger.disabled_reason = f"{TRIGGER_FAILURE_LIMIT} failures in a row"
+
+    async def _random_visitors(self, mean_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(random.expovariate(1 / mean_seconds))
+            online = [d for d in self.devices.values() if d.online]
+            if online:
+                device = random.choice(online)
+                kind = random.choice(["doorbell", "motion", "motion"])
+                self.event(device, kind, person=kind == "motion" and random.random() < 0.5)
+
+    # ------------------------------------------------------------------ media
+    def video(self) -> bytes:
+        """A short H.264 MP4 clip, encoded once."""
+        if self._video_cache is None:
+            self._video_cache = encode_clip(Camera(width=320, height=256))
+        return self._video_cache
+
+    def video_url(self, activity_id: str) -> str:
+        token = secrets.token_urlsafe(16)
+        self.videos[token] = (activity_id, time.time() + VIDEO_URL_SECONDS)
+        return f"{self.base_url}/_media/{activity_id}.mp4?Expires=" \
+               f"{int(time.time() + VIDEO_URL_SECONDS)}&Signature={token}"
+
+
+def encode_clip(camera: Camera, seconds: float = 1.0, fps: int = 8) -> bytes:
+    """An MP4 (H.264) clip of the porch, through PyAV."""
+    import io
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = camera.width, camera.height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, fps)
+        start = time.time()
+        for index in range(int(seconds * fps)):
+            jpeg = camera.jpeg(start + index / fps, visitor=True)
+            picture = next(av.open(io.BytesIO(jpeg), format="mjpeg").decode(video=0))
+            frame = picture.reformat(format="yuv420p")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()

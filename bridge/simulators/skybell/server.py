@@ -1,0 +1,431 @@
+"""The simulated SkyBell cloud's HTTP API (``/api/v5/``), media URLs and control hooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bridge.simulators.skybell.cloud import (
+    CHIME_FILES,
+    TRIGGER_EVENTS,
+    CloudConfig,
+    SettingError,
+    SimDevice,
+    SkyBellCloud,
+    Trigger,
+)
+
+log = structlog.get_logger(component="simulator.skybell")
+
+API = "/api/v5"
+OPEN_PATHS = {f"{API}/login", f"{API}/token", f"{API}/health", f"{API}/tones/featured",
+              f"{API}/tones/chime"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def ok(data: Any = None, message: str = "OK", status: int = 200) -> web.Response:
+    return web.json_response({"error": False, "message": message, "data": data}, status=status)
+
+
+def fail(status: int, message: str) -> web.Response:
+    return web.json_response({"error": True, "message": message, "data": None}, status=status)
+
+
+class SkyBellSimulator:
+    """The SkyBell cloud on loopback."""
+
+    def __init__(self, config: CloudConfig | None = None) -> None:
+        self.config = config or CloudConfig()
+        self.cloud = SkyBellCloud(self.config)
+        self._runner: web.AppRunner | None = None
+        self.port = self.config.port
+        self.locations: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._count, self._auth])
+        routes: list[tuple[str, str, Handler]] = [
+            ("POST", "/login", self.login), ("PUT", "/token", self.token),
+            ("GET", "/logout", self.logout), ("GET", "/user", self.user),
+            ("GET", "/health", self.health),
+            ("GET", "/devices", self.devices), ("GET", "/devices/{device_id}", self.device),
+            ("POST", "/devices/{device_id}/settings", self.settings),
+            ("PATCH", "/devices/{device_id}/settings", self.settings),
+            ("GET", "/devices/{device_id}/snapshot", self.snapshot),
+            ("POST", "/devices/{device_id}/videostream", self.stream_start),
+            ("DELETE", "/devices/{device_id}/videostream", self.stream_end),
+            ("POST", "/devices/{device_id}/reboot", self.reboot),
+            ("GET", "/devices/{device_id}/triggers", self.triggers),
+            ("POST", "/devices/{device_id}/triggers", self.trigger_create),
+            ("DELETE", "/devices/{device_id}/triggers/{trigger_id}", self.trigger_delete),
+            ("POST", "/devices/{device_id}/tones/test", self.tone_test),
+            ("POST", "/devices/{device_id}/tones", self.tone_set),
+            ("GET", "/tones/featured", self.tones_featured),
+            ("GET", "/tones/chime", self.tones_chime),
+            ("GET", "/activity", self.activities), ("GET", "/activities", self.activities),
+            ("DELETE", "/activity", self.activities_delete_day),
+            ("DELETE", "/activities", self.activities_delete_day),
+            ("GET", "/activity/days", self.activity_days),
+            ("GET", "/activity/{activity_id}/video", self.activity_video),
+            ("DELETE", "/activity/{activity_id}", self.activity_delete),
+            ("DELETE", "/activities/{activity_id}", self.activity_delete),
+            ("GET", "/locations", self.locations_list),
+            ("POST", "/locations", self.location_create),
+        ]
+        for method, path, handler in routes:
+            for variant in (f"{API}{path}", f"{API}{path}/"):
+                app.router.add_route(method, variant, handler)
+        app.router.add_get("/_media/{activity_id}.mp4", self.media)
+        for action in ("ring", "motion", "person", "offline", "online"):
+            app.router.add_post(f"/_sim/devices/{{device_id}}/{action}", self.sim_action)
+        app.router.add_post("/_sim/expire-tokens", self.sim_expire)
+        app.router.add_get("/_sim/state", self.sim_state)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        self.cloud.base_url = self.url
+        await self.cloud.start()
+        log.info("SkyBell simulator listening", url=self.url, devices=len(self.cloud.devices))
+
+    async def stop(self) -> None:
+        await self.cloud.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ middlewares
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(API):
+            self.cloud.requests += 1
+        return await handler(request)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path.rstrip("/")
+        if not path.startswith(API) or path in OPEN_PATHS:
+            return await handler(request)
+        key = request.headers.get("x-skybell-user-api-key")
+        if key is not None:
+            if secrets.compare_digest(key, self.cloud.api_key):
+                return await handler(request)
+            return fail(401, "Invalid API key")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.cloud.token_valid(token):
+            return fail(401, "Unauthorized: missing, expired or revoked token")
+        if not request.headers.get("x-skybell-app"):
+            return fail(400, "x-skybell-app header is required with a JWT")
+        return await handler(request)
+
+    # ------------------------------------------------------------------ helpers
+    def _device(self, request: web.Request) -> SimDevice:
+        device = self.cloud.devices.get(request.match_info["device_id"])
+        if device is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": True, "message":
+                                                    "Device not found"}),
+                                   content_type="application/json")
+        return device
+
+    def _reachable(self, device: SimDevice) -> web.Response | None:
+        if not device.online:
+            return fail(599, "Device did not respond")
+        return None
+
+    async def _json(self, request: web.Request) -> Any:
+        if not request.can_read_body:
+            return {}
+        try:
+            return await request.json()
+        except json.JSONDecodeError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": True, "message":
+                                                      "Body is not JSON"}),
+                                     content_type="application/json") from None
+
+    # ------------------------------------------------------------------ auth
+    async def login(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        result = self.cloud.login(str(body.get("username", "")), str(body.get("password", "")))
+        if result is None:
+            return fail(401, "Incorrect username or password")
+        return ok(result)
+
+    async def token(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        result = self.cloud.refresh(str(body.get("refresh_token", "")))
+        if result is None:
+            return fail(401, "Invalid refresh token")
+        return ok(result, "Refreshed")
+
+    async def logout(self, request: web.Request) -> web.Response:
+        self.cloud.logout()
+        return ok(None)
+
+    async def user(self, request: web.Request) -> web.Response:
+        return ok({"user_id": self.cloud.account_id, "email": self.config.email,
+                   "fname": "Demo", "lname": "User", "created_at": "2024-01-01T00:00:00.000Z"})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return ok({"status": "healthy", "version": "5.12.0", "uptime": int(time.monotonic())})
+
+    # ------------------------------------------------------------------ devices
+    async def devices(self, request: web.Request) -> web.Response:
+        limit, offset = _page(request, 50)
+        rows = [d.summary() for d in self.cloud.devices.values()]
+        return ok({"count": len(rows), "rows": rows[offset:offset + limit], "limit": limit,
+                   "offset": offset})
+
+    async def device(self, request: web.Request) -> web.Response:
+        return ok(self._device(request).detail())
+
+    async def settings(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        try:
+            self.cloud.update_settings(device, await self._json(request))
+        except SettingError as exc:
+            return fail(400, str(exc))
+        return ok({})
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        if (offline := self._reachable(device)) is not None:
+            return offline
+        jpeg = self.cloud.snapshot(device)
+        return ok({"date_time": datetime.now(UTC).isoformat(timespec="milliseconds")
+                   .replace("+00:00", "Z"), "preview": base64.b64encode(jpeg).decode()})
+
+    async def stream_start(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        body = await self._json(request)
+        if not body.get("force") and (offline := self._reachable(device)) is not None:
+            return offline
+        device.streaming = True
+        self.cloud.fire(device, "lstream", {"detail": {"state": "lstream",
+                                                       "device": device.device_id}})
+        channel = (f"arn:aws:kinesisvideo:us-east-1:000000000000:channel/"
+                   f"{device.serial}_{device.device_id}/{int(time.time() * 1000)}")
+        ws = self.url.replace("http://", "ws://")
+        expires = int(time.time() + 299)
+        signed = f"?X-Amz-Expires=299&X-Amz-Date={expires}&X-Amz-Signature=" \
+                 f"{secrets.token_hex(32)}"
+        return ok({
+            "state": True,
+            "ice": [{"urls": f"stun:{self.config.host}:3478"}],
+            "endpoints": [{"Protocol": "HTTPS", "ResourceEndpoint": f"{self.url}/_kvs"},
+                          {"Protocol": "WSS", "ResourceEndpoint": f"{ws}/_kvs"}],
+            "channelARN": channel,
+            "credentials": {"AccessKeyId": "ASIA" + secrets.token_hex(8).upper(),
+                            "SecretAccessKey": secrets.token_urlsafe(30),
+                            "SessionToken": secrets.token_urlsafe(60),
+                            "Expiration": datetime.fromtimestamp(expires + 3300, UTC)
+                            .isoformat().replace("+00:00", "Z")},
+            "aws_region": "us-east-1",
+            "signedWSS": f"{ws}/_kvs/{signed}",
+            "signedHTTPS": f"{self.url}/_kvs/{signed}",
+        })
+
+    async def stream_end(self, request: web.Request) -> web.Response:
+        self._device(request).streaming = False
+        return ok(False, "Ended stream")
+
+    async def reboot(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        if (offline := self._reachable(device)) is not None:
+            return offline
+        self.cloud.reboot(device)
+        return ok({}, "OK, sent reboot command.")
+
+    # ------------------------------------------------------------------ triggers
+    async def triggers(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        return ok([t.as_json() for t in self.cloud.triggers.values()
+                   if t.device_id == device.device_id])
+
+    async def trigger_create(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        body = await self._json(request)
+        if body.get("type") != "webhook":
+            return fail(400, "type must be webhook")
+        url, method = body.get("url"), body.get("method", "post")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return fail(400, "url must be an http(s) URL")
+        if method not in ("get", "post"):
+            return fail(400, "method must be get or post")
+        events = body.get("events") or sorted(TRIGGER_EVENTS)
+        if not isinstance(events, list) or not set(events) <= TRIGGER_EVENTS:
+            return fail(400, f"events may only contain {', '.join(sorted(TRIGGER_EVENTS))}")
+        trigger = Trigger(str(uuid.uuid4()), device.device_id, self.cloud.account_id, url,
+                          method, list(events), body.get("header_name"),
+                          body.get("header_value"))
+        self.cloud.triggers[trigger.trigger_id] = trigger
+        return ok(trigger.as_json(), "Webhook trigger created.")
+
+    async def trigger_delete(self, request: web.Request) -> web.Response:
+        self._device(request)
+        if self.cloud.triggers.pop(request.match_info["trigger_id"], None) is None:
+            return fail(404, "Trigger not found")
+        return ok(True, "OK - trigger deleted")
+
+    # ------------------------------------------------------------------ tones
+    async def tone_test(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        body = await self._json(request)
+        name = body.get("file_name", device.settings["chime_file"])
+        if name not in CHIME_FILES:
+            return fail(400, f"file_name must be one of {', '.join(CHIME_FILES)}")
+        if (offline := self._reachable(device)) is not None:
+            return offline
+        device.tones_played.append(name)
+        return ok(False, "Tested tone")
+
+    async def tone_set(self, request: web.Request) -> web.Response:
+        self._device(request)
+        body = await self._json(request)
+        if body.get("type") not in ("chime", "doorbell", "motion"):
+            return fail(400, "type must be chime, doorbell or motion")
+        return ok(False, "Custom tone set")
+
+    async def tones_featured(self, request: web.Request) -> web.Response:
+        return ok([{"url": f"{self.url}/_media/tones/{name}", "size": 200_000,
+                    "modified": "2024-01-01T00:00:00.000Z"} for name in CHIME_FILES[1:]],
+                  "Currently featured tones")
+
+    async def tones_chime(self, request: web.Request) -> web.Response:
+        return ok([{"url": f"{self.url}/_media/tones/{name}", "size": 200_000,
+                    "modified": "2024-01-01T00:00:00.000Z"} for name in CHIME_FILES[1:]],
+                  "Current tones for chime")
+
+    # ------------------------------------------------------------------ activities
+    async def activities(self, request: web.Request) -> web.Response:
+        query = request.query
+        limit, offset = _page(request, 500)
+        rows = sorted(self.cloud.activities, key=lambda a: a["event_time"], reverse=True)
+        device = query.get("device_id") or query.get("device")
+        if device:
+            rows = [a for a in rows if a["device_id"] == device]
+        if query.get("type"):
+            if query["type"] not in ("lstream", "doorbell", "motion", "sound"):
+                return fail(400, "type is lstream, doorbell, motion or sound")
+            rows = [a for a in rows if a["event_type"] == query["type"]]
+        try:
+            start = int(query["start"]) if "start" in query else None
+            end = int(query["end"]) if "end" in query else None
+        except ValueError:
+            return fail(400, "start and end are JS timestamps")
+        if start is not None:
+            rows = [a for a in rows if a["event_time"] >= start]
+        if end is not None:
+            rows = [a for a in rows if a["event_time"] <= end]
+        page = rows[offset:offset + limit]
+        if query.get("nopreviews") in ("true", "1"):
+            page = [{k: v for k, v in a.items() if k != "image"} for a in page]
+        return ok({"count": len(rows), "start": start, "end": end, "rows": page})
+
+    async def activity_days(self, request: web.Request) -> web.Response:
+        days: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for activity in sorted(self.cloud.activities, key=lambda a: -a["event_time"]):
+            days[activity["date"]].append({k: activity[k] for k in (
+                "activity_id", "device_id", "device_name", "event_type", "event_time")})
+        return ok({"count": len(self.cloud.activities), "days": days})
+
+    async def activity_video(self, request: web.Request) -> web.Response:
+        activity_id = request.match_info["activity_id"]
+        if not any(a["activity_id"] == activity_id for a in self.cloud.activities):
+            return fail(404, "Activity not found")
+        return ok({"download_url": self.cloud.video_url(activity_id)})
+
+    async def activity_delete(self, request: web.Request) -> web.Response:
+        activity_id = request.match_info["activity_id"]
+        before = len(self.cloud.activities)
+        self.cloud.activities = [a for a in self.cloud.activities
+                                 if a["activity_id"] != activity_id]
+        if len(self.cloud.activities) == before:
+            return fail(404, "Activity not found")
+        return ok(True)
+
+    async def activities_delete_day(self, request: web.Request) -> web.Response:
+        day = request.query.get("day", "")
+        try:
+            datetime.strptime(day, "%m/%d/%Y")
+        except ValueError:
+            return fail(400, "day is MM/DD/YYYY")
+        self.cloud.activities = [a for a in self.cloud.activities if a["date"] != day]
+        return ok(True)
+
+    async def media(self, request: web.Request) -> web.Response:
+        grant = self.cloud.videos.get(request.query.get("Signature", ""))
+        if grant is None or grant[0] != request.match_info["activity_id"] \
+                or time.time() > grant[1]:
+            return web.Response(status=403, text="AccessDenied: the URL expired")
+        return web.Response(body=self.cloud.video(), content_type="video/mp4")
+
+    # ------------------------------------------------------------------ locations
+    async def locations_list(self, request: web.Request) -> web.Response:
+        return ok({"count": len(self.locations), "rows": self.locations})
+
+    async def location_create(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        name = (body.get("building_information") or {}).get("name")
+        if not name:
+            return fail(400, "building_information.name is required")
+        if len(self.locations) >= 5:
+            return fail(400, "at most 5 locations")
+        location = {"id": str(uuid.uuid4()), "owner_account_id": self.cloud.account_id,
+                    "detail": body, "device_ids": [],
+                    "created_at": datetime.now(UTC).isoformat(), "updated_at":
+                    datetime.now(UTC).isoformat()}
+        self.locations.append(location)
+        return ok(location, "Location created.")
+
+    # ------------------------------------------------------------------ control hooks
+    async def sim_action(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        action = request.path.rsplit("/", 1)[1]
+        if action in ("offline", "online"):
+            self.cloud.set_online(device, action == "online")
+            return web.json_response({"ok": True})
+        kind = "doorbell" if action == "ring" else "motion"
+        activity = self.cloud.event(device, kind, person=action == "person")
+        return web.json_response({"ok": True, "activity_id": activity["activity_id"]})
+
+    async def sim_expire(self, request: web.Request) -> web.Response:
+        self.cloud.expire_tokens()
+        return web.json_response({"ok": True})
+
+    async def sim_state(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "devices": {d.device_id: {"name": d.name, "serial": d.serial, "online": d.online,
+                                      "ip_address": d.ip_address, "reboots": d.reboots,
+                                      "tones": d.tones_played} for d in
+                        self.cloud.devices.values()},
+            "activities": len(self.cloud.activities), "triggers": len(self.cloud.triggers),
+            "logins": self.cloud.logins, "refreshes": self.cloud.refreshes,
+            "webhook_deliveries": self.cloud.webhook_deliveries,
+        })
+
+
+def _page(request: web.Request, default_limit: int) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", default_limit))
+        offset = int(request.query.get("offset", 0))
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": True, "message":
+                                                  "limit and offset are numbers"}),
+                                 content_type="application/json") from None
+    return max(0, min(limit, 1000)), max(0, offset)
