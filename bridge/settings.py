@@ -97,8 +97,9 @@ class SkyBellSettings(_Section):
     email: str | None = Field(None, description="Account e-mail (instead of api_key).")
     password: SecretStr | None = Field(None, description="Account password (with email).")
     base_url: str = Field("https://api.skybell.network", description="The cloud API.")
-    poll_interval: float = Field(30.0, ge=1, description="Seconds between activity polls.")
+    poll_interval: float = Field(30.0, gt=0, description="Seconds between activity polls.")
     udp_port: int = Field(5000, ge=0, le=65535, description="LAN event port (0: off).")
+    udp_listen: str = Field("0.0.0.0", description="Address the LAN event port binds to.")
     webhook_url: str | None = Field(None, description="Public URL of the webhook receiver.")
     webhook_listen: str | None = Field(None, description='"host:port" the receiver binds.')
     event_seconds: float | None = Field(

@@ -105,15 +105,6 @@ def test_the_command_line_refuses_a_bad_file_with_status_2(tmp_path):
     assert "server.port" in result.stderr
 
 
-def test_the_command_line_refuses_backends_this_version_lacks(tmp_path):
-    """SkyBell entries are refused with a clear message until its backend is part of it."""
-    config = tmp_path / "bird.yaml"
-    config.write_text("skybell:\n  - {api_key: k}\n")
-    result = run_cli("--config", str(config))
-    assert result.returncode == 2
-    assert "no skybell backend" in result.stderr
-
-
 def test_the_command_line_rejects_unknown_log_levels():
     result = run_cli("--log-level", "verbose")
     assert result.returncode == 2

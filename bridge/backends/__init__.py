@@ -9,10 +9,11 @@ from __future__ import annotations
 from importlib import import_module
 
 from bridge.driver import Backend
-from bridge.settings import ConfigError, Settings
+from bridge.settings import Settings
 
 VENDORS = {
     "doorbird": "bridge.backends.doorbird:DoorBirdBackend",
+    "skybell": "bridge.backends.skybell:SkyBellBackend",
 }
 """Configuration section to ``module:class`` of its backend (one instance per entry)."""
 
@@ -23,10 +24,8 @@ def build_backends(settings: Settings) -> list[Backend]:
         entries = getattr(settings, section)
         if not entries:
             continue
-        target = VENDORS.get(section)
-        if target is None:
-            raise ConfigError(f"{section}: this version of eufy-bridge has no {section} backend")
-        module, name = target.split(":")
+        module, name = VENDORS[section].split(":")
         backend_class = getattr(import_module(module), name)
-        backends.extend(backend_class(entry) for entry in entries)
+        backends.extend(backend_class.from_settings(entry, settings.server.data_dir)
+                        for entry in entries)
     return backends

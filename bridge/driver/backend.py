@@ -9,6 +9,7 @@ writes and commands.  Adding a vendor means adding a backend; the server never c
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge.driver.errors import NotSupported
@@ -22,6 +23,12 @@ class Backend(ABC):
     """One vendor connection.  Only ``start`` and ``stop`` are mandatory."""
 
     vendor: str = "backend"
+
+    @classmethod
+    def from_settings(cls, entry: Any, data_dir: Path) -> Backend:
+        """One backend for one entry of its configuration section (``data_dir`` holds what
+        must survive a restart)."""
+        return cls(entry)  # type: ignore[call-arg]
 
     @abstractmethod
     async def start(self, driver: Driver) -> None:

@@ -164,8 +164,10 @@ class Driver:
         station.connected = connected
         self.publish("station", "connected" if connected else "disconnected", serialNumber=serial)
 
-    def pulse(self, serial: str, kind: PulseKind, *, person: str = "") -> None:
-        """Report a ring, motion or person: ``state:true`` now, ``false`` after the duration.
+    def pulse(self, serial: str, kind: PulseKind, *, person: str = "",
+              seconds: float | None = None) -> None:
+        """Report a ring, motion or person: ``state:true`` now, ``false`` after ``seconds``
+        (the bridge's event duration unless a backend has its own).
 
         A repeat while the pulse is on is reported again and extends it.
         """
@@ -184,7 +186,7 @@ class Driver:
         if kind == "person" and "personName" in device.properties:
             self.update_property(device, "personName", person)
         self._pulses[key] = asyncio.get_running_loop().call_later(
-            self.event_seconds, self._end_pulse, serial, kind
+            self.event_seconds if seconds is None else seconds, self._end_pulse, serial, kind
         )
 
     def _end_pulse(self, serial: str, kind: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
 
 log = structlog.get_logger(component="simulator")
 
@@ -40,6 +41,22 @@ def add_parser(subparsers: Any) -> None:
                           help="a random ring or motion about every SECONDS")
 
 
+    skybell = vendors.add_parser("skybell", help="the SkyBell cloud (API v5)")
+    cloud = CloudConfig()
+    skybell.add_argument("--port", type=int, required=True, help="HTTP API port")
+    skybell.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    skybell.add_argument("--api-key", help="personal API key (random by default; printed)")
+    skybell.add_argument("--email", default=cloud.email)
+    skybell.add_argument("--password", default=cloud.password)
+    skybell.add_argument("--devices", type=int, default=cloud.devices,
+                         help="doorbells on the account; doorbell N sends from 127.0.0.N")
+    skybell.add_argument("--udp-port", type=int, default=cloud.udp_port,
+                         help="where LAN packets go (0: none)")
+    skybell.add_argument("--udp-host", default=cloud.udp_host)
+    skybell.add_argument("--visitors", type=float, metavar="SECONDS",
+                         help="a random ring or motion about every SECONDS")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.vendor == "doorbird":
         config = DoorBirdConfig(
@@ -53,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         if args.event_ports:
             config.event_ports = args.event_ports
         return asyncio.run(_serve(DoorBirdSimulator(config)))
+    if args.vendor == "skybell":
+        cloud = CloudConfig(host=args.host, port=args.port, api_key=args.api_key,
+                            email=args.email, password=args.password, devices=args.devices,
+                            udp_host=args.udp_host, udp_port=args.udp_port,
+                            visitors=args.visitors)
+        return asyncio.run(_serve(SkyBellSimulator(cloud)))
     raise SystemExit(f"no simulator for {args.vendor}")
 
 
@@ -62,8 +85,9 @@ async def _serve(simulator: Any) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await simulator.start()
-    print(f"simulator ready at {simulator.url} (ring: curl -X POST {simulator.url}/_sim/ring)",
-          flush=True)
+    print(f"simulator ready at {simulator.url}", flush=True)
+    for line in simulator.describe():
+        print(f"  {line}", flush=True)
     await stop.wait()
     await simulator.stop()
     return 0

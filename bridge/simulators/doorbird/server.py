@@ -61,6 +61,12 @@ class DoorBirdSimulator:
     def url(self) -> str:
         return f"http://{self.address}"
 
+    def describe(self) -> list[str]:
+        """How to use it, for people."""
+        return [f"user {self.config.user}, relays {', '.join(self.config.relays)}",
+                f"ring:   curl -X POST '{self.url}/_sim/ring?n=1'",
+                f"motion: curl -X POST {self.url}/_sim/motion"]
+
     async def start(self) -> None:
         await self.device.start()
         app = web.Application(middlewares=[self._availability, self._auth])

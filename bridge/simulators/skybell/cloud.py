@@ -275,6 +275,7 @@ class SkyBellCloud:
         self.triggers: dict[str, Trigger] = {}
         self.videos: dict[str, tuple[str, float]] = {}  # token -> (activity, expiry)
         self.webhook_deliveries = 0
+        self.failures: list[int] = []
         self.base_url = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None

@@ -55,6 +55,16 @@ class SkyBellSimulator:
     def url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
 
+    def describe(self) -> list[str]:
+        """How to use it, for people (the API key is the simulator's own)."""
+        lines = [f"api key {self.cloud.api_key}; login {self.config.email} / "
+                 f"{self.config.password}"]
+        for device in self.cloud.devices.values():
+            base = f"{self.url}/_sim/devices/{device.device_id}"
+            lines.append(f"{device.name} ({device.serial}, {device.ip_address}): "
+                         f"curl -X POST {base}/ring")
+        return lines
+
     async def start(self) -> None:
         app = web.Application(middlewares=[self._count, self._auth])
         routes: list[tuple[str, str, Handler]] = [
@@ -92,6 +102,7 @@ class SkyBellSimulator:
         for action in ("ring", "motion", "person", "offline", "online"):
             app.router.add_post(f"/_sim/devices/{{device_id}}/{action}", self.sim_action)
         app.router.add_post("/_sim/expire-tokens", self.sim_expire)
+        app.router.add_post("/_sim/fail", self.sim_fail)
         app.router.add_get("/_sim/state", self.sim_state)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
@@ -115,6 +126,13 @@ class SkyBellSimulator:
     async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(API):
             self.cloud.requests += 1
+            if self.cloud.failures:  # injected trouble: 5xx answers or no answer at all
+                status = self.cloud.failures.pop(0)
+                if status == 0:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    raise web.HTTPServiceUnavailable()
+                return fail(status, "injected failure")
         return await handler(request)
 
     @web.middleware
@@ -406,6 +424,12 @@ class SkyBellSimulator:
 
     async def sim_expire(self, request: web.Request) -> web.Response:
         self.cloud.expire_tokens()
+        return web.json_response({"ok": True})
+
+    async def sim_fail(self, request: web.Request) -> web.Response:
+        """The next ``count`` API calls answer ``status`` (0: the connection drops)."""
+        status = int(request.query.get("status", "503"))
+        self.cloud.failures.extend([status] * int(request.query.get("count", "1")))
         return web.json_response({"ok": True})
 
     async def sim_state(self, request: web.Request) -> web.Response:

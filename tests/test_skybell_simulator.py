@@ -1,0 +1,255 @@
+"""The SkyBell cloud simulator behaves like the cloud API of the documentation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
+from bridge.simulators.skybell.cloud import TRIGGER_FAILURE_LIMIT
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def sim():
+    simulator = SkyBellSimulator(CloudConfig(devices=3, udp_port=free_udp_port(),
+                                             token_seconds=3600))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def api(sim):
+    async with aiohttp.ClientSession(headers={"x-skybell-user-api-key": sim.cloud.api_key}) \
+            as http:
+        async def call(method: str, path: str, **kwargs):
+            async with http.request(method, f"{sim.url}/api/v5{path}", **kwargs) as response:
+                return response.status, await response.json()
+        yield call
+
+
+async def test_the_envelope_and_health(sim):
+    async with aiohttp.ClientSession() as http, http.get(f"{sim.url}/api/v5/health") as r:
+        body = await r.json()
+    assert set(body) == {"error", "message", "data"} and body["error"] is False
+
+
+async def test_login_refresh_logout_and_expired_tokens(sim):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{sim.url}/api/v5/login/", json={
+                "username": sim.config.email, "password": sim.config.password}) as r:
+            result = (await r.json())["data"]["AuthenticationResult"]
+        assert result["ExpiresIn"] == 3600 and result["TokenType"] == "Bearer"
+        headers = {"Authorization": f"Bearer {result['IdToken']}", "x-skybell-app": "test"}
+        async with http.get(f"{sim.url}/api/v5/user/", headers=headers) as r:
+            assert r.status == 200
+        async with http.get(f"{sim.url}/api/v5/user/", headers={
+                "Authorization": headers["Authorization"]}) as r:
+            assert r.status == 400  # a JWT without x-skybell-app
+        sim.cloud.expire_tokens()
+        async with http.get(f"{sim.url}/api/v5/user/", headers=headers) as r:
+            assert r.status == 401
+        async with http.put(f"{sim.url}/api/v5/token/", json={
+                "refresh_token": result["RefreshToken"]}) as r:
+            fresh = (await r.json())["data"]
+        headers["Authorization"] = f"Bearer {fresh['IdToken']}"
+        async with http.get(f"{sim.url}/api/v5/logout/", headers=headers) as r:
+            assert r.status == 200
+        async with http.get(f"{sim.url}/api/v5/user/", headers=headers) as r:
+            assert r.status == 401  # logout revokes every token
+        async with http.put(f"{sim.url}/api/v5/token/", json={
+                "refresh_token": result["RefreshToken"]}) as r:
+            assert r.status == 401
+        async with http.post(f"{sim.url}/api/v5/login/", json={
+                "username": sim.config.email, "password": "nope"}) as r:
+            assert r.status == 401
+
+
+async def test_devices_with_pagination_and_details(api, sim):
+    status, page = await api("GET", "/devices/", params={"limit": 2, "offset": 1})
+    assert status == 200 and page["data"]["count"] == 3 and len(page["data"]["rows"]) == 2
+    device_id = page["data"]["rows"][0]["device_id"]
+    _, detail = await api("GET", f"/devices/{device_id}/")
+    data = detail["data"]
+    assert data["telemetry"]["ip_address"] == "127.0.0.2"
+    assert data["settings"]["image_quality"] == 0
+    assert data["device_settings"]["serial_number"] == data["serial"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"image_quality": 4}, "image_quality"), ({"led_color": "green"}, "led_color"),
+    ({"motion_sensitivity": 1000}, "motion_sensitivity"), ({"chime_file": "6.wav"}, "chime"),
+    ({"outdoor_chime": 1}, "outdoor_chime"), ({"no_such": 1}, "not a setting"), ({}, "at least"),
+    ({"hmbd_sensitivity": -2}, "hmbd"),
+])
+async def test_settings_are_validated(api, sim, body, message):
+    device_id = next(iter(sim.cloud.devices))
+    status, answer = await api("POST", f"/devices/{device_id}/settings/", json=body)
+    assert status == 400 and message in answer["message"] and answer["error"] is True
+
+
+async def test_settings_are_kept(api, sim):
+    device_id = next(iter(sim.cloud.devices))
+    status, _ = await api("POST", f"/devices/{device_id}/settings/", json={
+        "hmbd_sensitivity": 4294967295, "image_quality": 3, "led_color": "#FF00FF"})
+    assert status == 200
+    _, detail = await api("GET", f"/devices/{device_id}")
+    assert detail["data"]["settings"]["image_quality"] == 3
+
+
+async def test_snapshot_reboot_stream_and_offline_devices(api, sim):
+    device_id = next(iter(sim.cloud.devices))
+    _, snap = await api("GET", f"/devices/{device_id}/snapshot/")
+    assert base64.b64decode(snap["data"]["preview"])[:2] == b"\xff\xd8"
+    _, stream = await api("POST", f"/devices/{device_id}/videostream/")
+    assert stream["data"]["signedWSS"].startswith(sim.url.replace("http", "ws"))
+    assert {"ice", "channelARN", "credentials", "endpoints"} <= set(stream["data"])
+    assert (await api("DELETE", f"/devices/{device_id}/videostream/"))[1]["data"] is False
+    sim.cloud.set_online(sim.cloud.devices[device_id], False)
+    for method, path in [("GET", "snapshot"), ("POST", "reboot"), ("POST", "videostream")]:
+        status, _ = await api(method, f"/devices/{device_id}/{path}/")
+        assert status == 599
+    status, _ = await api("POST", f"/devices/{device_id}/settings/", json={"brightness": 2})
+    assert status == 200  # settings wait in the cloud for the device
+
+
+async def test_activities_filters_pagination_previews_and_videos(api, sim):
+    devices = list(sim.cloud.devices.values())
+    for device, kind in [(devices[0], "doorbell"), (devices[0], "motion"),
+                         (devices[1], "doorbell")]:
+        sim.cloud.event(device, kind)
+    _, everything = await api("GET", "/activity")
+    assert everything["data"]["count"] == 3 and "image" in everything["data"]["rows"][0]
+    _, light = await api("GET", "/activities/", params={"nopreviews": "true",
+                                                        "type": "doorbell"})
+    assert light["data"]["count"] == 2 and "image" not in light["data"]["rows"][0]
+    _, mine = await api("GET", "/activity", params={"device_id": devices[0].device_id,
+                                                    "limit": 1, "offset": 1})
+    assert mine["data"]["count"] == 2 and mine["data"]["rows"][0]["event_type"] == "doorbell"
+    _, later = await api("GET", "/activity", params={"start": int(time.time() * 1000) + 5000})
+    assert later["data"]["count"] == 0
+    activity = everything["data"]["rows"][0]["activity_id"]
+    _, video = await api("GET", f"/activity/{activity}/video")
+    async with aiohttp.ClientSession() as http, http.get(video["data"]["download_url"]) as r:
+        clip = await r.read()
+    assert r.status == 200 and clip[4:8] == b"ftyp"
+    assert (await api("DELETE", f"/activity/{activity}"))[0] == 200
+    day = everything["data"]["rows"][1]["date"]
+    assert (await api("DELETE", "/activities/", params={"day": day}))[0] == 200
+    assert (await api("GET", "/activity"))[1]["data"]["count"] == 0
+
+
+async def test_triggers_call_webhooks_and_give_up_after_25_failures(api, sim):
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        assert request.headers["x-test"] == "secret"
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    device = next(iter(sim.cloud.devices.values()))
+    _, created = await api("POST", f"/devices/{device.device_id}/triggers", json={
+        "type": "webhook", "url": f"http://127.0.0.1:{port}/hook", "method": "post",
+        "header_name": "x-test", "header_value": "secret",
+        "events": ["doorbell", "motion", "availability", "telemetry", "vready"]})
+    trigger_id = created["data"]["trigger_id"]
+    sim.cloud.event(device, "doorbell")
+    sim.cloud.set_online(device, False)
+    async with asyncio.timeout(3):
+        while len(received) < 3:
+            await asyncio.sleep(0.02)
+    kinds = [r["event"] for r in received]
+    assert kinds[:2] == ["doorbell", "availability"] and "vready" in kinds
+    ring = received[0]
+    assert set(ring) == {"event", "date_time", "device_id", "name", "preview", "activity_id"}
+    await runner.cleanup()  # the webhook endpoint is gone from now on
+    for _ in range(TRIGGER_FAILURE_LIMIT):
+        sim.cloud.fire(device, "motion", {})
+    async with asyncio.timeout(5):
+        while sim.cloud.triggers[trigger_id].enabled:
+            await asyncio.sleep(0.05)
+    _, listed = await api("GET", f"/devices/{device.device_id}/triggers")
+    assert listed["data"][0]["enabled"] is False and "disabled_reason" in listed["data"][0]
+    assert (await api("DELETE", f"/devices/{device.device_id}/triggers/{trigger_id}"))[0] \
+        == 200
+
+
+async def test_lan_packets_come_from_each_doorbell_address(sim):
+    from bridge.backends.skybell import lan
+
+    got: list[tuple[bytes, str]] = []
+
+    class Collector(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.append((data, addr[0]))
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        Collector, local_addr=("127.0.0.1", sim.config.udp_port))
+    devices = list(sim.cloud.devices.values())
+    sim.cloud.event(devices[1], "doorbell")
+    sim.cloud.event(devices[2], "motion")
+    await asyncio.sleep(0.2)
+    transport.close()
+    assert sorted(got) == sorted([(lan.BUTTON_PRESSED, "127.0.0.2"), (lan.MOTION, "127.0.0.3")])
+
+
+async def test_tones_and_locations(api, sim):
+    device = next(iter(sim.cloud.devices.values()))
+    assert (await api("POST", f"/devices/{device.device_id}/tones/test",
+                      json={"file_name": "home.wav"}))[0] == 200
+    assert device.tones_played == ["home.wav"]
+    assert (await api("POST", f"/devices/{device.device_id}/tones/test",
+                      json={"file_name": "x.wav"}))[0] == 400
+    async with aiohttp.ClientSession() as http, http.get(f"{sim.url}/api/v5/tones/chime") as r:
+        assert r.status == 200  # no authentication needed
+    assert (await api("POST", "/locations", json={"building_information": {}}))[0] == 400
+    status, created = await api("POST", "/locations", json={
+        "building_information": {"name": "Home"}, "location": {}})
+    assert status == 200 and created["data"]["id"]
+    assert (await api("GET", "/locations"))[1]["data"]["count"] == 1
+
+
+async def test_an_unknown_api_key_is_refused(sim):
+    async with aiohttp.ClientSession(headers={"x-skybell-user-api-key": "nope"}) as http, \
+            http.get(f"{sim.url}/api/v5/devices/") as r:
+        assert r.status == 401
+
+
+async def test_the_simulator_runs_alone_from_the_command_line():
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "simulate", "skybell", "--port", str(port),
+        "--api-key", "key-123", "--devices", "3", "--udp-port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert b"simulator ready" in await asyncio.wait_for(process.stdout.readline(), 20)
+        async with aiohttp.ClientSession(headers={"x-skybell-user-api-key": "key-123"}) as \
+                http, http.get(f"http://127.0.0.1:{port}/api/v5/devices/") as r:
+            assert (await r.json())["data"]["count"] == 3
+    finally:
+        process.terminate()
+        await process.wait()
+    assert process.returncode == 0
