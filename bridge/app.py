@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -56,7 +56,7 @@ class Bridge:
         await self.server.stop(grace=SHUTDOWN_SECONDS / 2)
         await self.driver.stop()
 
-    async def run(self) -> None:
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT, then shut down cleanly within a few seconds."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -65,6 +65,8 @@ class Bridge:
         await self.start()
         log.info("eufy-bridge ready", url=self.url, stations=len(self.driver.stations),
                  devices=len(self.driver.devices))
+        if ready is not None:
+            ready()
         try:
             await stop.wait()
             log.info("shutting down")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bridge import __version__, logs
-from bridge.settings import ConfigError, load_settings
+from bridge.settings import ConfigError, has_configuration, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=logs.LEVELS, help="log level (log.level)")
     parser.add_argument("--log-format", choices=("console", "json"),
                         help="log format (log.format)")
+    parser.add_argument("--data-dir", type=Path, help="state directory (server.data_dir)")
+    parser.add_argument("--demo", action="store_true",
+                        help="run against built-in simulators (the default without any "
+                             "configuration)")
+    parser.add_argument("--visitors", type=float, default=60.0, metavar="SECONDS",
+                        help="demo mode: a simulated visitor about every SECONDS (0: none)")
     parser.add_argument("--version", action="version", version=f"eufy-bridge {__version__}")
     from bridge.simulators import cli as simulators
 
@@ -45,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 "server.port": args.port,
                 "log.level": args.log_level,
                 "log.format": args.log_format,
+                "server.data_dir": args.data_dir,
             },
         )
     except ConfigError as exc:
@@ -55,18 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.app import Bridge
 
     try:
-        bridge = Bridge(settings)
-    except ConfigError as exc:
-        print(f"eufy-bridge: {exc}", file=sys.stderr)
-        return 2
-    try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    if args.demo or not has_configuration(args.config):
+        from bridge.demo import run_demo
+
+        main_task = run_demo(settings, args.visitors)
+    else:
+        try:
+            main_task = Bridge(settings).run()
+        except ConfigError as exc:
+            print(f"eufy-bridge: {exc}", file=sys.stderr)
+            return 2
     try:
-        runner(bridge.run())
+        runner(main_task)
     except OSError as exc:
         print(f"eufy-bridge: cannot listen on {settings.server.host}:"
               f"{settings.server.port}: {exc.strerror}", file=sys.stderr)

@@ -47,6 +47,10 @@ class Backend(ABC):
         """Whether the vendor API answers."""
         return True
 
+    def request_counts(self) -> tuple[int, int]:
+        """Requests made to the vendor so far, and how many of them failed (for metrics)."""
+        return 0, 0
+
     @property
     def push_connected(self) -> bool:
         """Whether the backend's real-time event channel is up."""

@@ -27,8 +27,10 @@ from bridge.driver.model import Device, Entity, PropertyMetadata, Station
 log = structlog.get_logger(component="bridge.driver")
 
 PulseKind = Literal["ring", "motion", "person"]
-HttpHandler = Callable[[str, dict[str, str]], tuple[int, str]]
-"""Answers a plain HTTP GET on the bridge's port: (path, query) to (status, text)."""
+HttpReply = tuple[int, str, bytes]
+HttpHandler = Callable[[str, dict[str, str]], HttpReply]
+"""Answers a plain HTTP GET on the bridge's port: (path, query) to (status, content type,
+body)."""
 
 # A pulse is an event with state true, then false after the event duration, mirrored by a
 # boolean property (PROTOCOL.md §1).

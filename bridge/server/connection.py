@@ -126,18 +126,19 @@ class Connection(asyncio.Protocol):
         self.ws.send_text(data)
         self._schedule_flush()
 
-    def send_event(self, data: bytes) -> None:
+    def send_event(self, data: bytes) -> bool:
         """Queue an event, unless the client is too far behind to take more."""
         if self.ws.state is not State.OPEN or self.transport is None:
-            return
+            return False
         if self.transport.get_write_buffer_size() > self.server.send_buffer_limit:
             self.dropped_events += 1
             if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
                 log.warning("client too slow, events dropped", peer=self.peer,
                             dropped=self.dropped_events)
-            return
+            return False
         self.ws.send_text(data)
         self._schedule_flush()
+        return True
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

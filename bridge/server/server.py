@@ -4,8 +4,10 @@ fan-out of driver events and log records to the connections that asked for them.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,6 +16,7 @@ from websockets import http11
 from websockets.datastructures import Headers
 
 from bridge.driver import Driver, DriverEvent
+from bridge.driver.driver import HttpHandler
 from bridge.driver.errors import (
     BridgeError,
     SchemaIncompatible,
@@ -25,6 +28,7 @@ from bridge.server import shaping
 from bridge.server.commands import Request, Result, handler_for
 from bridge.server.connection import Connection
 from bridge.server.jsonio import dumps, loads
+from bridge.server.operations import Metrics, health
 from bridge.server.validation import validate_params
 from schemas import CommandSpec
 
@@ -62,6 +66,17 @@ class BridgeServer:
         self.send_buffer_limit = send_buffer_limit
         self.max_message_size = max_message_size
         self.connections: set[Connection] = set()
+        self.command_counts: Counter[tuple[str, str]] = Counter()
+        self.livestreams_active = 0
+        self.events_sent = 0
+        self.dropped_events = 0
+        metrics = Metrics(self)
+        page = resources.files("bridge.server").joinpath("page.html").read_bytes()
+        self.http_routes: dict[str, HttpHandler] = {
+            "/": lambda path, query: (200, "text/html", page),
+            "/healthz": lambda path, query: health(self),
+            "/metrics": lambda path, query: metrics.render(),
+        }
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Any] = []
@@ -118,27 +133,32 @@ class BridgeServer:
         conn.send(self._hello)
 
     def http_response(self, request: http11.Request) -> http11.Response | None:
-        """A plain HTTP answer for a registered route; None lets the WebSocket handshake
-        answer (426 Upgrade Required)."""
+        """A plain HTTP answer for a page or a registered route (the bridge's own, then the
+        backends'); None lets the WebSocket handshake answer (426 Upgrade Required)."""
         url = urlsplit(request.path)
-        route = max((p for p in self.driver.http_routes if url.path.startswith(p)),
-                    key=len, default=None)
+        routes = {**self.driver.http_routes, **self.http_routes}
+        exact = routes.get(url.path)
+        route = url.path if exact is not None else max(
+            (p for p in routes if p.endswith("/") and url.path.startswith(p)), key=len,
+            default=None)
         if route is None:
             return None
         query = dict(parse_qsl(url.query))
         try:
-            status, text = self.driver.http_routes[route](url.path, query)
+            status, content_type, body = routes[route](url.path, query)
         except Exception:
             log.exception("HTTP route failed", route=route)
-            status, text = 500, "internal error"
-        body = text.encode()
-        headers = Headers([("Content-Type", "text/plain; charset=utf-8"),
-                           ("Content-Length", str(len(body))), ("Connection", "close")])
+            status, content_type, body = 500, "text/plain", b"internal error"
+        if content_type.startswith("text/") and "charset" not in content_type:
+            content_type += "; charset=utf-8"
+        headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                           ("Cache-Control", "no-store"), ("Connection", "close")])
         return http11.Response(status, HTTPStatus(status).phrase, headers, body)
 
     def forget(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            self.dropped_events += conn.dropped_events
             log.debug("client disconnected", peer=conn.peer)
 
     def on_message(self, conn: Connection, raw: bytes) -> bool:
@@ -149,7 +169,7 @@ class BridgeServer:
             log.debug("unparsable message", peer=conn.peer, size=len(raw))
             return False
         if not isinstance(message, dict):
-            conn.send(_failure(_MISSING, UnknownCommand.code))
+            self._fail(conn, _MISSING, None, UnknownCommand.code)
             return True
         message_id = message.get("messageId", _MISSING)
         spec: CommandSpec | None = None
@@ -158,14 +178,14 @@ class BridgeServer:
             outcome = self._dispatch(conn, spec, message)
         except BridgeError as error:
             self._log_failure(conn, message, error)
-            conn.send(_failure(message_id, error.code))
+            self._fail(conn, message_id, spec, error.code)
             return True
         except Exception:
             log.exception("command failed unexpectedly", command=message.get("command"))
-            conn.send(_failure(message_id, "unknown_error"))
+            self._fail(conn, message_id, spec, "unknown_error")
             return True
         if isinstance(outcome, dict):
-            conn.send(_success(message_id, self._shape_result(spec, conn.schema, outcome)))
+            self._succeed(conn, message_id, spec, outcome)
         else:
             task = asyncio.create_task(self._finish(conn, message, spec, outcome))
             self._tasks.add(task)
@@ -225,15 +245,25 @@ class BridgeServer:
             log.warning("command timed out", command=spec.name, seconds=self.command_timeout)
             code = StationConnectionTimeout.code if spec.target in ("station", "device") \
                 else "unknown_error"
-            conn.send(_failure(message_id, code))
+            self._fail(conn, message_id, spec, code)
         except BridgeError as error:
             self._log_failure(conn, message, error)
-            conn.send(_failure(message_id, error.code))
+            self._fail(conn, message_id, spec, error.code)
         except Exception:
             log.exception("command failed unexpectedly", command=spec.name)
-            conn.send(_failure(message_id, "unknown_error"))
+            self._fail(conn, message_id, spec, "unknown_error")
         else:
-            conn.send(_success(message_id, self._shape_result(spec, conn.schema, result)))
+            self._succeed(conn, message_id, spec, result)
+
+    def _succeed(self, conn: Connection, message_id: Any, spec: CommandSpec,
+                 result: Result) -> None:
+        self.command_counts[(spec.name, "success")] += 1
+        conn.send(_success(message_id, self._shape_result(spec, conn.schema, result)))
+
+    def _fail(self, conn: Connection, message_id: Any, spec: CommandSpec | None,
+              code: str) -> None:
+        self.command_counts[(spec.name if spec else "(unknown)", code)] += 1
+        conn.send(_failure(message_id, code))
 
     @staticmethod
     def _shape_result(spec: CommandSpec | None, schema: int, data: Result) -> Result:
@@ -273,8 +303,8 @@ class BridgeServer:
                 shaped = shaping.shape_event(event, conn.schema, self.driver_version)
                 by_schema[conn.schema] = None if shaped is None else dumps(shaped)
             text = by_schema[conn.schema]
-            if text is not None:
-                conn.send_event(text)
+            if text is not None and conn.send_event(text):
+                self.events_sent += 1
 
 
 def _success(message_id: Any, result: Result) -> str:

@@ -121,6 +121,9 @@ class DoorBirdBackend(Backend):
     def connected(self) -> bool:
         return self.station is not None and self.station.connected
 
+    def request_counts(self) -> tuple[int, int]:
+        return self.client.requests, self.client.errors
+
     @property
     def push_connected(self) -> bool:
         return self.events_mode in ("udp", "http") or self._monitor_up

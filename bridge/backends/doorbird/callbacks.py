@@ -84,20 +84,20 @@ class HttpCallbacks:
         self._ours.clear()
 
     def handler(self, ring: Callable[[int], None], motion: Callable[[], None]
-                ) -> Callable[[str, dict[str, str]], tuple[int, str]]:
+                ) -> Callable[[str, dict[str, str]], tuple[int, str, bytes]]:
         """The bridge-side HTTP endpoint the favorites point at."""
 
-        def answer(path: str, query: dict[str, str]) -> tuple[int, str]:
+        def answer(path: str, query: dict[str, str]) -> tuple[int, str, bytes]:
             if not secrets.compare_digest(query.get("token", ""), self.token):
-                return 403, "forbidden"
+                return 403, "text/plain", b"forbidden"
             event = path[len(self.route):]
             if event == "motion":
                 motion()
-                return 200, "ok"
+                return 200, "text/plain", b"ok"
             kind, _, button = event.partition("/")
             if kind == "ring" and button.isdigit():
                 ring(int(button))
-                return 200, "ok"
-            return 404, "unknown event"
+                return 200, "text/plain", b"ok"
+            return 404, "text/plain", b"unknown event"
 
         return answer

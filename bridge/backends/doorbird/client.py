@@ -71,6 +71,8 @@ class DoorBirdClient:
         self._connection_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self.connections_made = 0
+        self.requests = 0
+        self.errors = 0
 
     @property
     def password(self) -> str:
@@ -109,6 +111,7 @@ class DoorBirdClient:
         """Status, headers and body of one call; typed errors for everything but success."""
         url = f"{self.base}/bha-api/{path}"
         for attempt in range(self._busy_retries + 1):
+            self.requests += 1
             try:
                 async with self._http().request(
                         method, url, params=params,
@@ -120,7 +123,10 @@ class DoorBirdClient:
                     headers = response.headers
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     TimeoutError) as exc:
+                self.errors += 1
                 raise Unreachable(f"{self.address}: {type(exc).__name__}") from None
+            if status >= 400:
+                self.errors += 1
             if status in (503, 509) and attempt < self._busy_retries:
                 await asyncio.sleep(self._busy_backoff * 2 ** attempt)
                 continue

@@ -121,6 +121,9 @@ class SkyBellBackend(Backend):
     def connected(self) -> bool:
         return self._cloud_ok
 
+    def request_counts(self) -> tuple[int, int]:
+        return self.client.requests, self.client.errors
+
     @property
     def push_connected(self) -> bool:
         return self._udp is not None or self._webhook_runner is not None

@@ -68,6 +68,8 @@ class SkyBellClient:
         self._tokens: dict[str, Any] = {}
         self._auth_lock = asyncio.Lock()
         self.logins = 0
+        self.requests = 0
+        self.errors = 0
 
     # ------------------------------------------------------------------ session
     def _http(self) -> aiohttp.ClientSession:
@@ -171,6 +173,7 @@ class SkyBellClient:
         url = self.base + path
         for attempt in range(self._retries + 1):
             headers = await self._headers() if auth else {}
+            self.requests += 1
             try:
                 async with self._http().request(method, url, params=params, json=json,
                                                 headers=headers) as response:
@@ -180,11 +183,14 @@ class SkyBellClient:
                     except ValueError:
                         body = None
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self.errors += 1
                 if attempt < self._retries:
                     await asyncio.sleep(self._backoff * 2 ** attempt)
                     continue
                 raise CloudUnavailable(f"{method} {path}: {type(exc).__name__}") from None
             message = body.get("message", "") if isinstance(body, dict) else ""
+            if status >= 400:
+                self.errors += 1
             if status == 599:
                 raise DeviceOffline(message or "the doorbell did not answer")
             if status >= 500:
