@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve SkyBell and DoorBird doorbells to eufy-security-ws clients.",
     )
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="YAML or JSON configuration file")
+                        help="YAML or JSON configuration file (or $EUFY_BRIDGE_CONFIG)")
     parser.add_argument("--host", help="address to listen on (server.host)")
     parser.add_argument("--port", type=int, help="port to listen on (server.port)")
     parser.add_argument("--log-level", choices=logs.LEVELS, help="log level (log.level)")
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                              "configuration)")
     parser.add_argument("--visitors", type=float, default=60.0, metavar="SECONDS",
                         help="demo mode: a simulated visitor about every SECONDS (0: none)")
+    parser.add_argument("--check-config", type=Path, metavar="FILE",
+                        help="validate FILE, try each backend once, print what it found")
     parser.add_argument("--version", action="version", version=f"eufy-bridge {__version__}")
     from bridge.simulators import cli as simulators
 
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
         logs.configure(args.log_level or "info", args.log_format or "console")
         return simulators.run(args)
+    if args.check_config is not None:
+        args.config = args.check_config
+    elif args.config is None and os.environ.get("EUFY_BRIDGE_CONFIG"):
+        args.config = Path(os.environ["EUFY_BRIDGE_CONFIG"])
     try:
         settings = load_settings(
             args.config,
@@ -61,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from bridge.app import Bridge
 
+    if args.check_config is not None:
+        from bridge.checks import check_configuration
+
+        return asyncio.run(check_configuration(settings))
     try:
         import uvloop
 
