@@ -36,8 +36,14 @@ def _free_udp_port() -> int:
 class Demo:
     """The simulators of demo mode and the page's controls for them."""
 
+    FIRST_VISITOR_SECONDS = 15.0
+    """With visitors on, somebody rings the DoorBird this soon after start, so that a newcomer
+    sees a ring within the first minute."""
+
     def __init__(self, visitors: float | None = 60.0) -> None:
         visitors = visitors or None
+        self.visitors = visitors
+        self._first: asyncio.TimerHandle | None = None
         self.doorbird = DoorBirdSimulator(DoorBirdConfig(
             host=LOOPBACK, event_host=LOOPBACK, relays=["1", "2"],
             event_ports=[_free_udp_port(), _free_udp_port()], visitors=visitors,
@@ -49,8 +55,15 @@ class Demo:
     async def start(self) -> None:
         await self.doorbird.start()
         await self.skybell.start()
+        if self.visitors:
+            loop = asyncio.get_running_loop()
+            self._first = loop.call_later(
+                self.FIRST_VISITOR_SECONDS,
+                lambda: loop.create_task(self.doorbird.device.ring(1)))
 
     async def stop(self) -> None:
+        if self._first is not None:
+            self._first.cancel()
         await self.skybell.stop()
         await self.doorbird.stop()
 
