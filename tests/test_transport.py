@@ -34,9 +34,9 @@ async def still_serving(bridge) -> bool:
         await client.close()
 
 
-async def test_plain_http_is_told_to_upgrade(bridge):
+async def test_plain_http_elsewhere_than_the_pages_is_told_to_upgrade(bridge):
     reader, writer = await raw_connection(bridge)
-    writer.write(b"GET / HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    writer.write(b"GET /nothing-here HTTP/1.1\r\nHost: bridge\r\n\r\n")
     answer = await read_all(reader)
     assert answer.startswith(b"HTTP/1.1 426 Upgrade Required")
     assert await still_serving(bridge)
