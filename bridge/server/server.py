@@ -139,7 +139,8 @@ class BridgeServer:
         routes = {**self.driver.http_routes, **self.http_routes}
         exact = routes.get(url.path)
         route = url.path if exact is not None else max(
-            (p for p in routes if p.endswith("/") and url.path.startswith(p)), key=len,
+            (p for p in routes if len(p) > 1 and p.endswith("/") and url.path.startswith(p)),
+            key=len,
             default=None)
         if route is None:
             return None
