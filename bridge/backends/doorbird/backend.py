@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -33,6 +33,7 @@ from bridge.driver.errors import (
     StationNotConnected,
 )
 from bridge.settings import DoorBirdSettings
+from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="backend.doorbird")
 
@@ -79,7 +80,7 @@ class DoorBirdBackend(Backend):
         self._monitor_up = False
         self._monitor_states: dict[str, str] = {}
         self._unsubscribe: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._check_now = asyncio.Event()
         self._callbacks: HttpCallbacks | None = None
@@ -96,7 +97,7 @@ class DoorBirdBackend(Backend):
         except DoorBirdError as exc:
             self._report(exc)
             first_check = self.retry_seconds
-        self._spawn(self._supervise(first_check))
+        self._tasks.spawn(self._supervise(first_check))
 
     async def stop(self) -> None:
         if self._callbacks is not None:
@@ -107,11 +108,7 @@ class DoorBirdBackend(Backend):
         self._unsubscribe = []
         for handle in self._timers.values():
             handle.cancel()
-        for task in tuple(self._tasks):
-            task.cancel()
-        for task in tuple(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         if self._session is not None:
             with contextlib.suppress(DoorBirdError):
                 await self.client.invalidate(self._session)
@@ -127,11 +124,6 @@ class DoorBirdBackend(Backend):
     @property
     def push_connected(self) -> bool:
         return self.events_mode in ("udp", "http") or self._monitor_up
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _report(self, exc: DoorBirdError) -> None:
         log.warning("DoorBird unavailable", host=self.client.address, reason=str(exc))
@@ -161,9 +153,9 @@ class DoorBirdBackend(Backend):
         log.info("DoorBird discovered", serial=station.serial, model=station.properties["model"],
                  relays=list(self.relays.values()))
         await self._start_events()
-        self._spawn(self._refresh_picture())
-        self._spawn(self._scan_history())
-        self._spawn(self._renew_sessions())
+        self._tasks.spawn(self._refresh_picture())
+        self._tasks.spawn(self._scan_history())
+        self._tasks.spawn(self._renew_sessions())
 
     def _rtsp_url(self) -> str:
         # a session id, never the password, so the URL can be handed to clients
@@ -188,7 +180,7 @@ class DoorBirdBackend(Backend):
             await self._start_callbacks()
         self.events_mode = mode
         if mode == "monitor":
-            self._spawn(self._monitor_loop())
+            self._tasks.spawn(self._monitor_loop())
 
     async def _start_callbacks(self) -> None:
         assert self.driver is not None and self.station is not None
@@ -246,13 +238,13 @@ class DoorBirdBackend(Backend):
         self.driver.update_property(self.bell, "doorbellButton", button)
         self.driver.pulse(self.bell.serial, "ring")
         self._history["doorbell"].insert(0, moment)
-        self._spawn(self._refresh_picture())
+        self._tasks.spawn(self._refresh_picture())
 
     def _motion(self, moment: float) -> None:
         assert self.driver is not None and self.bell is not None
         self.driver.pulse(self.bell.serial, "motion")
         self._history["motionsensor"].insert(0, moment)
-        self._spawn(self._refresh_picture())
+        self._tasks.spawn(self._refresh_picture())
 
     async def _refresh_picture(self) -> None:
         if self.driver is None or self.bell is None:

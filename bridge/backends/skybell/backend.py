@@ -10,7 +10,6 @@ import hashlib
 import secrets
 import time
 import zlib
-from collections.abc import Coroutine
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from bridge.driver.errors import (
 )
 from bridge.settings import SkyBellSettings
 from bridge.storage import StateStore
+from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="backend.skybell")
 
@@ -71,7 +71,7 @@ class SkyBellBackend(Backend):
         self.bells: dict[str, Device] = {}  # device_id -> doorbell
         self.ip_addresses: dict[str, str] = {}  # LAN address -> device_id
         self.ledger = EventLedger()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._unsubscribe: list[Any] = []
         self._webhook_runner: web.AppRunner | None = None
         self._webhook_token = secrets.token_urlsafe(24)
@@ -102,15 +102,11 @@ class SkyBellBackend(Backend):
                 await self._start_webhooks(state.get("triggers", {}))
             except (SkyBellError, OSError) as exc:
                 log.warning("webhooks unavailable", error=str(exc))
-        self._spawn(self._poll_loop())
+        self._tasks.spawn(self._poll_loop())
         self._save()
 
     async def stop(self) -> None:
-        for task in tuple(self._tasks):
-            task.cancel()
-        for task in tuple(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         await self._stop_webhooks()
         if self._udp is not None:
             self._udp.close()
@@ -127,11 +123,6 @@ class SkyBellBackend(Backend):
     @property
     def push_connected(self) -> bool:
         return self._udp is not None or self._webhook_runner is not None
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _save(self) -> None:
         if self.store is None:
@@ -167,7 +158,7 @@ class SkyBellBackend(Backend):
             self.driver.add_station(station)
             self.driver.add_device(bell)
             log.info("SkyBell discovered", serial=bell.serial, name=bell.name)
-            self._spawn(self._refresh_picture(device_id))
+            self._tasks.spawn(self._refresh_picture(device_id))
 
     def _update(self, device_id: str, detail: dict[str, Any]) -> None:
         assert self.driver is not None
@@ -223,7 +214,7 @@ class SkyBellBackend(Backend):
             self.driver.pulse(bell.serial, "motion", seconds=seconds)
         if person:
             self.driver.pulse(bell.serial, "person", seconds=seconds)
-        self._spawn(self._refresh_picture(device_id, preview))
+        self._tasks.spawn(self._refresh_picture(device_id, preview))
 
     async def _start_lan(self) -> None:
         if not self.settings.udp_port:

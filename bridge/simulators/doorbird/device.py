@@ -8,7 +8,6 @@ favorites that matching schedule entries point at, and a new history picture.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import secrets
@@ -23,6 +22,7 @@ import structlog
 
 from bridge.backends.doorbird import packets
 from bridge.simulators.scenery import Camera
+from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="simulator.doorbird")
 
@@ -104,7 +104,7 @@ class DoorBirdDevice:
         self.states = {"doorbell": "L", "motionsensor": "L"}
         self._next_favorite = 0
         self._udp: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,25 +113,16 @@ class DoorBirdDevice:
         self._udp, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=(self.config.host, 0), allow_broadcast=True)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        self._spawn(self._keepalives())
+        self._tasks.spawn(self._keepalives())
         if self.config.visitors:
-            self._spawn(self._random_visitors(self.config.visitors))
+            self._tasks.spawn(self._random_visitors(self.config.visitors))
 
     async def stop(self) -> None:
-        for task in tuple(self._tasks):
-            task.cancel()
-        for task in tuple(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
         if self._udp is not None:
             self._udp.close()
         if self._http is not None:
             await self._http.close()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ availability
     @property
@@ -287,7 +278,7 @@ class DoorBirdDevice:
                 if output.get("event") == "http":
                     favorite = self.favorites["http"].get(str(output.get("param")))
                     if favorite is not None:
-                        self._spawn(self._call_favorite(favorite["value"]))
+                        self._tasks.spawn(self._call_favorite(favorite["value"]))
                 elif output.get("event") == "relay":
                     self.open_door(str(output.get("param", "1")))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +23,7 @@ import structlog
 
 from bridge.backends.skybell import lan
 from bridge.simulators.scenery import Camera
+from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="simulator.skybell")
 
@@ -277,7 +277,7 @@ class SkyBellCloud:
         self.webhook_deliveries = 0
         self.failures: list[int] = []
         self.base_url = ""
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
         self._video_cache: bytes | None = None
         self.cameras: dict[str, Camera] = {}
@@ -293,21 +293,12 @@ class SkyBellCloud:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         if self.config.visitors:
-            self._spawn(self._random_visitors(self.config.visitors))
+            self._tasks.spawn(self._random_visitors(self.config.visitors))
 
     async def stop(self) -> None:
-        for task in tuple(self._tasks):
-            task.cancel()
-        for task in tuple(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
         if self._http is not None:
             await self._http.close()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ auth
     def _jwt(self, seconds: float) -> str:
@@ -419,14 +410,14 @@ class SkyBellCloud:
         self.fire(device, kind, {"date_time": activity["event_time"],
                                  "preview": activity["image"],
                                  "activity_id": activity["activity_id"]})
-        self._spawn(self._video_ready(device, activity))
+        self._tasks.spawn(self._video_ready(device, activity))
         return activity
 
     def _send_lan(self, device: SimDevice, kind: str) -> None:
         if not self.config.udp_port:
             return
         packet = lan.BUTTON_PRESSED if kind == "doorbell" else lan.MOTION
-        self._spawn(self._udp_from(device.ip_address, packet))
+        self._tasks.spawn(self._udp_from(device.ip_address, packet))
 
     async def _udp_from(self, address: str, packet: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -455,7 +446,7 @@ class SkyBellCloud:
         for trigger in list(self.triggers.values()):
             if trigger.device_id == device.device_id and trigger.enabled \
                     and event in trigger.events:
-                self._spawn(self._deliver(trigger, body))
+                self._tasks.spawn(self._deliver(trigger, body))
 
     async def _deliver(self, trigger: Trigger, body: dict[str, Any]) -> None:
         assert self._http is not None
