@@ -27,6 +27,8 @@ class Bridge:
         self.driver = Driver(
             build_backends(settings) if backends is None else backends,
             event_seconds=settings.server.event_seconds,
+            # a slow backend must leave time for the answer within the command timeout
+            backend_timeout=settings.server.command_timeout * 0.8,
         )
         server = settings.server
         self.server = BridgeServer(

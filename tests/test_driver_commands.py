@@ -136,3 +136,26 @@ async def test_credentials_never_reach_log_listeners(connect):
                                                  user="me")
     message = (await client.event("logging"))["message"]
     assert message["arguments"] == [{"password": "***", "api_key": "***", "user": "me"}]
+
+
+async def test_a_slow_or_failing_backend_does_not_fail_driver_commands(bridge_factory):
+    from tests.wsclient import Client
+
+    class Stuck(DoorbellBackend):
+        async def refresh(self) -> None:
+            await asyncio.sleep(3600)
+
+        async def get_events(self, *args):
+            raise RuntimeError("vendor outage")
+
+    healthy, stuck = DoorbellBackend(), Stuck()
+    healthy.history = [{"device_sn": "X", "station_sn": "X",
+                        "start_time": int(time.time() * 1000) - 10}]
+    bridge = await bridge_factory([healthy, stuck], command_timeout=1.0)
+    client = await Client.connect(bridge.url, schema=21)
+    started = time.monotonic()
+    assert await client.ok("driver.poll_refresh") == {}
+    assert time.monotonic() - started < 1.0
+    assert healthy.refreshes == 1
+    assert len((await client.ok("driver.get_history_events"))["events"]) == 1
+    await client.close()

@@ -17,6 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 import schemas
 from bridge import logs
 from bridge.app import Bridge
+from bridge.demo import Demo
 from bridge.settings import load_settings
 from tests.doubles import DOORBELL, LOCK, DoorbellBackend
 
@@ -35,7 +36,9 @@ json_values = st.recursive(
 )
 
 GOOD_VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "string": st.sampled_from([DOORBELL, LOCK, "light", "unlock", "debug", "x"]),
+    "string": st.sampled_from([DOORBELL, LOCK, "light", "unlock", "debug", "x",
+                               # the demo's DoorBird, its relay, and a SkyBell doorbell
+                               "1CCAE3711111", "1CCAE3711111-R1", "A3BAB00001"]),
     "number": st.sampled_from([0, 1, 5, 50, 100, 2.5]),
     "integer": st.integers(0, 30),
     "boolean": st.booleans(),
@@ -73,26 +76,37 @@ message_ids = st.one_of(st.text(max_size=10), st.integers(-1000, 1000),
                         st.just(None), st.lists(st.integers(), max_size=2))
 
 
-@pytest.fixture(scope="module")
-def running_bridge() -> Iterator[str]:
-    """A bridge on its own event loop in a thread, so that hypothesis can drive it synchronously."""
+@pytest.fixture(scope="module", params=["backend double", "demo backends"])
+def running_bridge(request, tmp_path_factory) -> Iterator[str]:
+    """A bridge on its own event loop in a thread, so that hypothesis can drive it
+    synchronously: once with the backend double, once with the real DoorBird and SkyBell
+    backends against their simulators."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     async def main() -> None:
-        settings_ = load_settings(**{"server.port": 0, "server.command_timeout": 0.2,
-                                     "server.event_seconds": 0.05})
-        bridge = Bridge(settings_, backends=[DoorbellBackend()])
+        settings_ = load_settings(**{"server.port": 0, "server.command_timeout": 1.0,
+                                     "server.event_seconds": 0.05,
+                                     "server.data_dir": tmp_path_factory.mktemp("fuzz")})
+        demo = None
+        if request.param == "demo backends":
+            demo = Demo(visitors=None)
+            await demo.start()
+            bridge = Bridge(demo.settings(settings_))
+        else:
+            bridge = Bridge(settings_, backends=[DoorbellBackend()])
         await bridge.start()
         holder["bridge"], holder["stop"] = bridge, asyncio.Event()
         ready.set()
         await holder["stop"].wait()
         await bridge.stop()
+        if demo is not None:
+            await demo.stop()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
-    assert ready.wait(10)
+    assert ready.wait(30)
     yield holder["bridge"].url
     loop.call_soon_threadsafe(holder["stop"].set)
     thread.join(10)
@@ -114,7 +128,7 @@ def results_until(ws: ClientConnection, wanted: set[str]) -> list[dict[str, Any]
     return others
 
 
-@settings(max_examples=400, deadline=None,
+@settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(schema=st.integers(0, 21) | st.sampled_from([-1, 22]), command=commands(),
        message_id=message_ids, id_present=st.booleans())

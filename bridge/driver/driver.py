@@ -48,9 +48,11 @@ _KNOWN_PROPERTIES = properties.OTHER_EUFY_NAMES | {
 class Driver:
     """Holds the eufy-shaped state and publishes every change once on :attr:`bus`."""
 
-    def __init__(self, backends: Iterable[Backend] = (), *, event_seconds: float = 5.0) -> None:
+    def __init__(self, backends: Iterable[Backend] = (), *, event_seconds: float = 5.0,
+                 backend_timeout: float = 10.0) -> None:
         self.backends: list[Backend] = list(backends)
         self.event_seconds = event_seconds
+        self.backend_timeout = backend_timeout
         self.bus = EventBus()
         self.stations: dict[str, Station] = {}
         self.devices: dict[str, Device] = {}
@@ -99,7 +101,29 @@ class Driver:
         await self.stop()
 
     async def poll_refresh(self) -> None:
-        await asyncio.gather(*(b.refresh() for b in self.backends))
+        """Refresh every backend; one that fails or is slow is logged, not fatal (its
+        stations report their own connectivity)."""
+        await self._each_backend("refresh", lambda b: b.refresh())
+
+    async def _each_backend(self, what: str, call: Callable[[Backend], Any]) -> list[Any]:
+        """``call`` on every backend at once, each bounded by ``backend_timeout``; the
+        results of those that answered (None for the others)."""
+
+        async def one(backend: Backend) -> Any:
+            try:
+                async with asyncio.timeout(self.backend_timeout):
+                    return await call(backend)
+            except TimeoutError:
+                log.warning("backend too slow", vendor=backend.vendor, call=what,
+                            seconds=self.backend_timeout)
+            except BridgeError as exc:
+                log.info("backend call failed", vendor=backend.vendor, call=what,
+                         reason=exc.detail)
+            except Exception:
+                log.exception("backend call failed", vendor=backend.vendor, call=what)
+            return None
+
+        return list(await asyncio.gather(*(one(b) for b in self.backends)))
 
     @property
     def push_connected(self) -> bool:
@@ -243,9 +267,8 @@ class Driver:
         max_results: int | None,
     ) -> list[dict[str, Any]]:
         """Merge the event records of every backend: in range, filtered, newest first."""
-        batches = await asyncio.gather(
-            *(b.get_events(kind, start_ms, end_ms, max_results) for b in self.backends)
-        )
+        batches = [batch or [] for batch in await self._each_backend(
+            f"get_{kind}_events", lambda b: b.get_events(kind, start_ms, end_ms, max_results))]
         wanted_device = (filter_ or {}).get("deviceSN")
         wanted_station = (filter_ or {}).get("stationSN")
         records = [
@@ -260,14 +283,12 @@ class Driver:
         return records if max_results is None else records[:max_results]
 
     async def submit_verify_code(self, code: str) -> bool:
-        results = await asyncio.gather(*(b.submit_verify_code(code) for b in self.backends))
-        return any(results)
+        return any(await self._each_backend("verify_code",
+                                            lambda b: b.submit_verify_code(code)))
 
     async def submit_captcha(self, captcha_id: str | None, captcha: str) -> bool:
-        results = await asyncio.gather(
-            *(b.submit_captcha(captcha_id, captcha) for b in self.backends)
-        )
-        return any(results)
+        return any(await self._each_backend("captcha",
+                                            lambda b: b.submit_captcha(captcha_id, captcha)))
 
 
 def _now_ms() -> int:
