@@ -12,6 +12,7 @@ import schemas
 from bridge.driver.errors import UnknownCommand
 from bridge.server.server import BridgeServer
 from conformance.checks import Suite
+from tests.test_operations import demo  # noqa: F401 - the demo fixture
 
 CATALOG = schemas.load()
 
@@ -70,3 +71,10 @@ def test_the_suite_does_not_import_the_bridge():
     code = ("import sys, conformance.checks, conformance.session, conformance.__main__; "
             "sys.exit(any(m == 'bridge' or m.startswith('bridge.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+async def test_the_demo_house_passes_every_check(demo):  # noqa: F811
+    results = await Suite(demo.url, writes=True).run()
+    failed = [c for c in results if c.status == "fail"]
+    assert failed == []
+    assert [c for c in results if c.status == "skip"] == []
