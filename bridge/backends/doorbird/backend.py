@@ -258,7 +258,10 @@ class DoorBirdBackend(Backend):
                                     {"data": jpeg, "type": entities.PICTURE_TYPE})
 
     async def _scan_history(self) -> None:
-        """Learn when the pictures of the device's history were taken (newest first)."""
+        """Learn when the pictures of the device's history were taken (newest first).
+
+        Done once, at discovery: it reads every picture, and from then on the bridge's own
+        events keep the list current."""
         for event in HISTORY_EVENTS:
             found: list[float] = []
             for index in range(1, 51):
@@ -337,7 +340,6 @@ class DoorBirdBackend(Backend):
                     self.driver.update_property(self.bell, meta.name,
                                                 entities.sip_value(meta, sip.get(status_key)))
         await self._refresh_picture()
-        await self._scan_history()
 
     # ------------------------------------------------------------------ writes
     async def set_property(self, entity: Entity, name: str, value: Any) -> None:
