@@ -156,6 +156,8 @@ class SimDevice:
     reboots: int = 0
     tones_played: list[str] = field(default_factory=list)
     streaming: bool = False
+    signal_level: int | None = None
+    """Fixed Wi-Fi signal in dBm; None lets it drift a little with time."""
 
     @property
     def ip_address(self) -> str:
@@ -176,10 +178,11 @@ class SimDevice:
 
     def telemetry(self) -> dict[str, Any]:
         wobble = int(time.time() / 60 + self.index) % 7
+        signal = -40 - wobble if self.signal_level is None else self.signal_level
         return {
             "uptime": int(time.time() - self.booted), "boot_time": int(self.booted),
             "timestamp": int(time.time() * 1000), "wifi_noise": "-100",
-            "link_quality": f"{82 + wobble}/100", "signal_level": str(-40 - wobble),
+            "link_quality": f"{min(100, 140 + signal)}/100", "signal_level": str(signal),
             "wifi_bit_rate": "54", "network_frequency": "2.437", "gateway": "127.0.0.254",
             "ip_address": self.ip_address, "ip_address_public": "198.51.100.7",
             "ip_subnet": "255.0.0.0",
@@ -251,6 +254,8 @@ class CloudConfig:
     udp_host: str = "127.0.0.1"
     udp_port: int = 5000
     visitors: float | None = None
+    telemetry_seconds: float = 3600.0
+    """Doorbells check in with telemetry this often (webhook "telemetry")."""
     token_seconds: float = TOKEN_SECONDS
     reboot_seconds: float = 2.0
 
@@ -292,6 +297,7 @@ class SkyBellCloud:
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self._tasks.spawn(self._check_ins())
         if self.config.visitors:
             self._tasks.spawn(self._random_visitors(self.config.visitors))
 
@@ -470,6 +476,17 @@ class SkyBellCloud:
             trigger.enabled = False
             trigger.disabled_on = _iso(time.time())
             trigger.disabled_reason = f"{TRIGGER_FAILURE_LIMIT} failures in a row"
+
+    def telemetry(self, device: SimDevice) -> None:
+        """A telemetry check-in, as the doorbells send hourly."""
+        self.fire(device, "telemetry", {"detail": device.telemetry()})
+
+    async def _check_ins(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.telemetry_seconds)
+            for device in self.devices.values():
+                if device.online:
+                    self.telemetry(device)
 
     async def _random_visitors(self, mean_seconds: float) -> None:
         while True:

@@ -99,7 +99,7 @@ class SkyBellSimulator:
             for variant in (f"{API}{path}", f"{API}{path}/"):
                 app.router.add_route(method, variant, handler)
         app.router.add_get("/_media/{activity_id}.mp4", self.media)
-        for action in ("ring", "motion", "person", "offline", "online"):
+        for action in ("ring", "motion", "person", "offline", "online", "telemetry"):
             app.router.add_post(f"/_sim/devices/{{device_id}}/{action}", self.sim_action)
         app.router.add_post("/_sim/expire-tokens", self.sim_expire)
         app.router.add_post("/_sim/fail", self.sim_fail)
@@ -417,6 +417,11 @@ class SkyBellSimulator:
         action = request.path.rsplit("/", 1)[1]
         if action in ("offline", "online"):
             self.cloud.set_online(device, action == "online")
+            return web.json_response({"ok": True})
+        if action == "telemetry":
+            if "signal_level" in request.query:
+                device.signal_level = int(request.query["signal_level"])
+            self.cloud.telemetry(device)
             return web.json_response({"ok": True})
         kind = "doorbell" if action == "ring" else "motion"
         activity = self.cloud.event(device, kind, person=action == "person")
