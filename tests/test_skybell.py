@@ -331,3 +331,17 @@ async def test_history_and_database_commands(make_rig):
     await client.ok("station.database_query_latest_info", serialNumber=FRONT)
     latest = await client.event("database query latest")
     assert latest["data"][0]["event_count"] == 2
+
+
+async def test_a_cloud_down_at_start_is_caught_up_with(make_rig, sims):
+    sim = await sims(udp_port=free_port(socket.SOCK_DGRAM))
+    sim.cloud.failures.extend([503] * 4)  # every attempt of the first device listing
+    rig = await make_rig(sim=sim, lan=False, webhooks=True, poll=0.2)
+    client = await rig.client()
+    assert client.state["devices"] == []
+    assert (await client.event("device added", timeout=3))["device"] == FRONT
+    async with asyncio.timeout(3):
+        while len(rig.cloud.triggers) < 2:
+            await asyncio.sleep(0.05)
+    await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/ring")
+    await client.event("rings", state=True)

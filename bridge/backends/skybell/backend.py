@@ -97,9 +97,10 @@ class SkyBellBackend(Backend):
         except SkyBellError as exc:
             self._report(exc)
         await self._start_lan()
-        if self.settings.webhook_url and self.bells:
+        if self.settings.webhook_url:
             try:
                 await self._start_webhooks(state.get("triggers", {}))
+                await self._ensure_triggers()
             except (SkyBellError, OSError) as exc:
                 log.warning("webhooks unavailable", error=str(exc))
         self._tasks.spawn(self._poll_loop())
@@ -182,6 +183,7 @@ class SkyBellBackend(Backend):
     async def refresh(self) -> None:
         try:
             await self._discover()
+            await self._ensure_triggers()
             self._cloud_ok = True
         except SkyBellError as exc:
             self._report(exc)
@@ -276,6 +278,7 @@ class SkyBellBackend(Backend):
         listed = {d["device_id"]: d for d in await self.client.devices()}
         if set(listed) != set(self.bells):
             await self._discover()
+            await self._ensure_triggers()
             return
         for device_id, summary in listed.items():
             self.driver.set_station_connected(self.bells[device_id].serial,
@@ -313,14 +316,20 @@ class SkyBellBackend(Backend):
         for trigger_id, device_id in stale.items():  # left by a run that did not stop cleanly
             with contextlib.suppress(SkyBellError):
                 await self.client.delete_trigger(device_id, trigger_id)
-        for device_id in self.bells:
+
+    async def _ensure_triggers(self) -> None:
+        """A webhook trigger for every doorbell that has none (new ones included)."""
+        if self._webhook_runner is None or self.settings.webhook_url is None:
+            return
+        covered = set(self._triggers.values())
+        for device_id in [d for d in self.bells if d not in covered]:
             created = await self.client.create_trigger(device_id, {
                 "type": "webhook", "url": self.settings.webhook_url, "method": "post",
                 "header_name": TOKEN_HEADER, "header_value": self._webhook_token,
                 "events": WEBHOOK_EVENTS})
             self._triggers[created["trigger_id"]] = device_id
-        log.info("SkyBell webhooks registered", url=self.settings.webhook_url,
-                 devices=len(self.bells))
+            log.info("SkyBell webhook registered", serial=self.bells[device_id].serial)
+        self._save()
 
     async def _stop_webhooks(self) -> None:
         for trigger_id, device_id in list(self._triggers.items()):
