@@ -30,6 +30,7 @@ from bridge.server.connection import Connection
 from bridge.server.jsonio import dumps, loads
 from bridge.server.operations import Metrics, health
 from bridge.server.validation import validate_params
+from bridge.tasks import BackgroundTasks
 from schemas import CommandSpec
 
 log = structlog.get_logger(component="bridge.server")
@@ -78,7 +79,7 @@ class BridgeServer:
             "/metrics": lambda path, query: metrics.render(),
         }
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._unsubscribe: list[Any] = []
         self._hello = dumps({
             "type": "version",
@@ -121,8 +122,7 @@ class BridgeServer:
                 log.warning("connections did not close in time", count=len(pending))
         if self._server is not None:
             await self._server.wait_closed()
-        for task in tuple(self._tasks):
-            task.cancel()
+        await self._tasks.cancel_all()
         log.info("server closed")
 
     # ------------------------------------------------------------------ connections
@@ -188,9 +188,7 @@ class BridgeServer:
         if isinstance(outcome, dict):
             self._succeed(conn, message_id, spec, outcome)
         else:
-            task = asyncio.create_task(self._finish(conn, message, spec, outcome))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._finish(conn, message, spec, outcome))
         return True
 
     def _gate(self, conn: Connection, message: dict[str, Any]) -> CommandSpec:
