@@ -20,12 +20,8 @@ JPEG = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF" + bytes([0xFF, 0xD9
 
 
 def _identity(entity: Station | Device, name: str, model: str, type_: int) -> None:
-    entity.define(p.NAME, name)
-    entity.define(p.MODEL, model)
-    entity.define(p.SERIAL_NUMBER, entity.serial)
-    entity.define(p.HARDWARE_VERSION, "1.0")
-    entity.define(p.SOFTWARE_VERSION, "2.3.4")
-    entity.define(p.TYPE, type_)
+    p.define_identity(entity, name=name, model=model, hardware="1.0", software="2.3.4",
+                      type_=type_)
 
 
 class DoorbellBackend(Backend):

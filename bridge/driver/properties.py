@@ -6,6 +6,7 @@ so a property means the same thing, with the same name and label, whichever vend
 
 from __future__ import annotations
 
+from bridge.driver.model import Entity
 from bridge.driver.model import PropertyMetadata as P
 
 NAME = P("name", "Name", "string")
@@ -47,8 +48,16 @@ VIDEO_STREAMING_QUALITY = P(
     "videoStreamingQuality", "Video streaming quality", "number", writeable=True
 )
 
-IDENTITY = (NAME, MODEL, SERIAL_NUMBER, HARDWARE_VERSION, SOFTWARE_VERSION, TYPE)
-"""Every station and device has these (clients show them; some choose behaviour by type)."""
+def define_identity(entity: Entity, *, name: str, model: str, hardware: str, software: str,
+                    type_: int) -> None:
+    """The properties every station and device has (clients show them; some choose
+    behaviour by ``type``)."""
+    entity.define(NAME, name)
+    entity.define(MODEL, model)
+    entity.define(SERIAL_NUMBER, entity.serial)
+    entity.define(HARDWARE_VERSION, hardware)
+    entity.define(SOFTWARE_VERSION, software)
+    entity.define(TYPE, type_)
 
 OTHER_EUFY_NAMES = frozenset(
     {

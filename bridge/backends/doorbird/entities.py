@@ -56,16 +56,6 @@ def relay_serial(serial: str, relay: str) -> str:
     return f"{serial}-R{relay.replace('@', '-')}"
 
 
-def _identity(entity: Station | Device, name: str, model: str, version: str,
-              type_: int) -> None:
-    entity.define(p.NAME, name)
-    entity.define(p.MODEL, model)
-    entity.define(p.SERIAL_NUMBER, entity.serial)
-    entity.define(p.HARDWARE_VERSION, model)
-    entity.define(p.SOFTWARE_VERSION, version)
-    entity.define(p.TYPE, type_)
-
-
 def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
           sip: dict[str, str] | None) -> tuple[Station, Device, list[tuple[Device, str]]]:
     """The station, its doorbell and its relay locks from ``info.cgi`` (and ``sip.cgi``)."""
@@ -75,12 +65,14 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
     shown = name or model
 
     station = Station(serial, backend=backend, commands=("reboot", "download_image"))
-    _identity(station, shown, model, version, DOORBELL_TYPE)
+    p.define_identity(station, name=shown, model=model, hardware=model, software=version,
+                      type_=DOORBELL_TYPE)
     station.define(p.MAC_ADDRESS, serial)
     station.define(p.LAN_IP_ADDRESS, host)
 
     bell = Device(serial, backend=backend, station_serial=serial)
-    _identity(bell, shown, model, version, DOORBELL_TYPE)
+    p.define_identity(bell, name=shown, model=model, hardware=model, software=version,
+                      type_=DOORBELL_TYPE)
     bell.define(p.STATION_SERIAL_NUMBER, serial)
     bell.define(p.ENABLED, True)
     bell.define(p.RINGING, False)
@@ -101,9 +93,9 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
         paired = "@" in relay
         lock = Device(relay_serial(serial, relay), backend=backend, station_serial=serial,
                       commands=("unlock", "open"))
-        _identity(lock, f"{shown} relay {relay}",
-                  "DoorBird DoorController relay" if paired else f"{model} relay", version,
-                  LOCK_TYPE)
+        relay_model = "DoorBird DoorController relay" if paired else f"{model} relay"
+        p.define_identity(lock, name=f"{shown} relay {relay}", model=relay_model,
+                          hardware=relay_model, software=version, type_=LOCK_TYPE)
         lock.define(p.STATION_SERIAL_NUMBER, serial)
         lock.define(p.LOCKED.with_(key=f"open-door:{relay}"), True)
         locks.append((lock, relay))

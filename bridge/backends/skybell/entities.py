@@ -126,12 +126,8 @@ def build(detail: dict[str, Any], backend: Any) -> tuple[Station, Device]:
                       connected=online(detail))
     bell = Device(serial, backend=backend, station_serial=serial)
     for entity in (station, bell):
-        entity.define(p.NAME, name)
-        entity.define(p.MODEL, model)
-        entity.define(p.SERIAL_NUMBER, serial)
-        entity.define(p.HARDWARE_VERSION, hardware)
-        entity.define(p.SOFTWARE_VERSION, software)
-        entity.define(p.TYPE, DOORBELL_TYPE)
+        p.define_identity(entity, name=name, model=model, hardware=hardware,
+                          software=software, type_=DOORBELL_TYPE)
     station.define(p.MAC_ADDRESS, str(info.get("MAC_address") or ""))
     bell.define(p.STATION_SERIAL_NUMBER, serial)
     bell.define(p.ENABLED, True)
