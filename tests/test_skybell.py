@@ -247,8 +247,11 @@ async def test_wrong_credentials_raise_a_connection_error(make_rig):
                          if e.event == "connection error" else None)
     client = await rig.client()
     assert client.state["stations"] == []
-    assert errors and "login refused" in errors[0]["error"]["message"]
+    assert len(errors) == 1 and "login refused" in errors[0]["error"]["message"]
     assert "wrong" not in str(errors)
+    requests = rig.cloud.requests
+    await asyncio.sleep(1.0)  # several poll intervals: refused credentials are not retried
+    assert rig.cloud.requests == requests and len(errors) == 1
 
 
 async def test_an_offline_doorbell(make_rig):

@@ -43,6 +43,7 @@ from bridge.tasks import BackgroundTasks
 log = structlog.get_logger(component="backend.skybell")
 
 POLL_OVERLAP_MS = 5 * 60_000
+AUTH_RETRY_SECONDS = 300.0
 WEBHOOK_EVENTS = ["doorbell", "motion", "availability", "telemetry"]
 TOKEN_HEADER = "x-eufy-bridge-token"
 assert POLL_OVERLAP_MS < MEMORY_MS
@@ -72,12 +73,12 @@ class SkyBellBackend(Backend):
         self.ip_addresses: dict[str, str] = {}  # LAN address -> device_id
         self.ledger = EventLedger()
         self._tasks = BackgroundTasks()
-        self._unsubscribe: list[Any] = []
         self._webhook_runner: web.AppRunner | None = None
         self._webhook_token = secrets.token_urlsafe(24)
         self._triggers: dict[str, str] = {}  # trigger_id -> device_id
         self._udp: asyncio.DatagramTransport | None = None
         self._cloud_ok = False
+        self._auth_failed = False
 
     @classmethod
     def from_settings(cls, entry: SkyBellSettings, data_dir: Any) -> SkyBellBackend:
@@ -111,6 +112,7 @@ class SkyBellBackend(Backend):
         await self._stop_webhooks()
         if self._udp is not None:
             self._udp.close()
+            self._udp = None
         self._save()
         await self.client.close()
 
@@ -135,7 +137,8 @@ class SkyBellBackend(Backend):
 
     def _report(self, exc: SkyBellError) -> None:
         log.warning("SkyBell cloud trouble", reason=str(exc))
-        if isinstance(exc, AuthFailed) and self.driver is not None:
+        if isinstance(exc, AuthFailed) and self.driver is not None and not self._auth_failed:
+            self._auth_failed = True  # reported once, until the account works again
             self.driver.publish("driver", "connection error",
                                 error={"message": str(exc), "vendor": self.vendor})
 
@@ -263,14 +266,23 @@ class SkyBellBackend(Backend):
             self._event(device_id, "person", person=True, preview=preview)
 
     async def _poll_loop(self) -> None:
+        delay = AUTH_RETRY_SECONDS if self._auth_failed else self.settings.poll_interval
         while True:
-            await asyncio.sleep(self.settings.poll_interval)
+            await asyncio.sleep(delay)
             try:
                 await self._check_devices()
                 await self.poll()
+                self._auth_failed = False
+                delay = self.settings.poll_interval
+            except AuthFailed as exc:
+                # never keep trying refused credentials at the polling pace
+                self._cloud_ok = False
+                self._report(exc)
+                delay = min(max(delay * 2, AUTH_RETRY_SECONDS), 3600.0)
             except SkyBellError as exc:
                 self._cloud_ok = False
                 self._report(exc)
+                delay = self.settings.poll_interval
 
     async def _check_devices(self) -> None:
         """Availability from the device list; a full read for new or removed doorbells."""
