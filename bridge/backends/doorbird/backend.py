@@ -103,11 +103,14 @@ class DoorBirdBackend(Backend):
         if self._callbacks is not None:
             with contextlib.suppress(DoorBirdError):
                 await self._callbacks.unregister()
+            self._callbacks = None
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
+        self.events_mode = None
         for handle in self._timers.values():
             handle.cancel()
+        self._timers.clear()
         await self._tasks.cancel_all()
         if self._session is not None:
             with contextlib.suppress(DoorBirdError):
