@@ -196,3 +196,18 @@ def test_the_container_installs_the_project_as_the_readme_does():
     sources = {part for line in copied for part in line.split()}
     assert {"pyproject.toml", "bridge", "schemas"} <= sources
     assert "docker build" in readme and "--network host" in readme
+
+
+async def test_disconnect_and_connect_with_the_real_backends(demo):
+    client = await Client.connect(demo.url, schema=21, listen=True)
+    assert await client.ok("driver.disconnect") == {}
+    await client.event("disconnected")
+    assert (await client.ok("driver.is_push_connected"))["connected"] is False
+    assert await client.ok("driver.connect") == {"result": True}
+    await client.event("connected")
+    assert (await client.ok("driver.is_push_connected"))["connected"] is True
+    _, _, listing = await http_get(page_url(demo) + "/demo/devices")
+    for serial in json.loads(listing):
+        await http_get(f"{page_url(demo)}/demo/ring?serial={serial}")
+        await client.event("rings", serialNumber=serial, state=True)
+    await client.close()
