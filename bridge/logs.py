@@ -75,9 +75,6 @@ class LogHub:
         self.level = level
         self._level_id = _LEVEL_IDS[level]
 
-    def enabled_for(self, level: str) -> bool:
-        return _LEVEL_IDS[level] >= self._level_id
-
     def add_listener(self, listener: LogListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

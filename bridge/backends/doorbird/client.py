@@ -70,7 +70,6 @@ class DoorBirdClient:
         self._next_connection = 0.0
         self._connection_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
-        self.connections_made = 0
         self.requests = 0
         self.errors = 0
 
@@ -98,7 +97,6 @@ class DoorBirdClient:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._next_connection = time.monotonic() + self._interval
-            self.connections_made += 1
 
     async def close(self) -> None:
         if self._session is not None:
