@@ -105,3 +105,24 @@ async def test_a_client_that_vanishes_is_forgotten(bridge):
     writer.transport.abort()
     await asyncio.sleep(0.1)
     assert bridge.server.connections == set()
+
+
+async def test_a_client_that_never_reads_is_not_read_either(bridge):
+    """Flow control: with its answers piling up, the bridge stops reading the client."""
+    reader, writer = await raw_connection(bridge)
+    writer.write(UPGRADE)
+    await reader.readuntil(b"\r\n\r\n")
+    (conn,) = bridge.server.connections
+    conn.transport.set_write_buffer_limits(high=4096)
+    frame = b'{"messageId":"x","command":"device.get_properties","serialNumber":"TESTBELL0001"}'
+    masked = bytes([0x81, 0x80 | len(frame)]) + b"\0\0\0\0" + frame
+    writer.transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+    writer.transport.pause_reading()  # this client reads nothing
+    for _ in range(20000):
+        writer.write(masked)
+    await asyncio.sleep(0.5)
+    # bounded: without flow control the 20000 answers (about 12 MB) would all be buffered
+    assert conn.transport.get_write_buffer_size() < 2 * 1024 * 1024
+    writer.transport.resume_reading()
+    writer.close()
+    assert await still_serving(bridge)

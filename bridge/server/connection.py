@@ -62,6 +62,16 @@ class Connection(asyncio.Protocol):
         self._process_events()
         return None
 
+    def pause_writing(self) -> None:
+        """The client does not read its answers: stop reading its commands until it does,
+        so that a client which only writes cannot make the bridge buffer without bound."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         for handle in (self._ping_handle, self._pong_deadline, self._close_handle):
             if handle is not None:
