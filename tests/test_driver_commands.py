@@ -153,9 +153,8 @@ async def test_a_slow_or_failing_backend_does_not_fail_driver_commands(bridge_fa
                         "start_time": int(time.time() * 1000) - 10}]
     bridge = await bridge_factory([healthy, stuck], command_timeout=1.0)
     client = await Client.connect(bridge.url, schema=21)
-    started = time.monotonic()
+    # unbounded, the stuck backend would run into the command timeout and fail the command
     assert await client.ok("driver.poll_refresh") == {}
-    assert time.monotonic() - started < 1.0
     assert healthy.refreshes == 1
     assert len((await client.ok("driver.get_history_events"))["events"]) == 1
     await client.close()

@@ -66,18 +66,22 @@ async def test_motion_and_person_pulses(bridge, connect):
     assert (await client.event("person detected", state=False))["person"] == ""
 
 
-async def test_a_second_ring_extends_the_pulse(bridge, connect):
-    client = await connect(listen=True)
+async def test_a_second_ring_extends_the_pulse(bridge_factory, backend):
+    from tests.wsclient import Client
+
+    bridge = await bridge_factory([backend], event_seconds=1.0)
+    client = await Client.connect(bridge.url, schema=21, listen=True)
     bridge.driver.pulse(DOORBELL, "ring")
-    await asyncio.sleep(0.12)
+    await asyncio.sleep(0.3)  # well inside the first pulse
     bridge.driver.pulse(DOORBELL, "ring")
     got = []
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(5):
         while not got or got[-1] != ("rings", False):
             event = await client.events.get()
             if event["event"] == "rings":
                 got.append((event["event"], event["state"]))
     assert got == [("rings", True), ("rings", True), ("rings", False)]
+    await client.close()
 
 
 async def test_added_entities_are_objects_below_thirteen_and_serials_from_it(bridge, connect):

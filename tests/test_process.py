@@ -43,7 +43,6 @@ async def test_sigterm_sends_shutdown_to_schema_ten_and_exits_zero():
     new = await Client.connect(url, schema=10)
     old = await Client.connect(url, schema=9)
     listening = await Client.connect(url, schema=21, listen=True)
-    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert await new.event("shutdown", timeout=5) == {"source": "server", "event": "shutdown"}
     assert await listening.event("shutdown", timeout=5) == {"source": "server",
@@ -54,7 +53,6 @@ async def test_sigterm_sends_shutdown_to_schema_ten_and_exits_zero():
     assert new.ws.close_code == 1001  # going away, a clean close
     _, stderr = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0
-    assert time.monotonic() - started < 5
     lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     assert any(line.get("event") == "shutting down" for line in lines)
 

@@ -89,7 +89,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(bridge_factory):
 
 
 async def test_a_live_peer_survives_many_ping_intervals(bridge_factory):
-    bridge = await bridge_factory([], ping_interval=0.1, ping_timeout=0.1)
+    bridge = await bridge_factory([], ping_interval=0.1, ping_timeout=2.0)
     client = await Client.connect(bridge.url, schema=21)
     await asyncio.sleep(0.6)
     assert await client.ok("driver.is_connected") == {"connected": True}
