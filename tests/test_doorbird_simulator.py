@@ -14,6 +14,7 @@ from doorbirdpy import DoorBird, DoorBirdScheduleEntry, DoorBirdScheduleEntryOut
 
 from bridge.backends.doorbird import packets
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+from bridge.webapp import serve
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -278,11 +279,7 @@ async def aiohttp_free_server():
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app, "127.0.0.1", 0)
     yield calls, f"http://127.0.0.1:{port}/ring"
     await runner.cleanup()
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
 from bridge.simulators.skybell.cloud import TRIGGER_FAILURE_LIMIT
+from bridge.webapp import serve
 
 
 def free_udp_port() -> int:
@@ -161,11 +162,7 @@ async def test_triggers_call_webhooks_and_give_up_after_25_failures(api, sim):
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app, "127.0.0.1", 0)
     device = next(iter(sim.cloud.devices.values()))
     _, created = await api("POST", f"/devices/{device.device_id}/triggers", json={
         "type": "webhook", "url": f"http://127.0.0.1:{port}/hook", "method": "post",

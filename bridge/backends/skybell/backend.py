@@ -39,6 +39,7 @@ from bridge.driver.errors import (
 from bridge.settings import SkyBellSettings
 from bridge.storage import StateStore
 from bridge.tasks import BackgroundTasks
+from bridge.webapp import serve
 
 log = structlog.get_logger(component="backend.skybell")
 
@@ -320,11 +321,7 @@ class SkyBellBackend(Backend):
         path = urlsplit(self.settings.webhook_url).path or "/"
         app = web.Application()
         app.router.add_post(path, self._webhook)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, host or "127.0.0.1", int(port or 0)).start()
-        self._webhook_runner = runner
+        self._webhook_runner, _ = await serve(app, host or "127.0.0.1", int(port or 0))
         for trigger_id, device_id in stale.items():  # left by a run that did not stop cleanly
             with contextlib.suppress(SkyBellError):
                 await self.client.delete_trigger(device_id, trigger_id)

@@ -26,6 +26,7 @@ from bridge.simulators.doorbird.device import (
     DoorBirdConfig,
     DoorBirdDevice,
 )
+from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.doorbird")
 
@@ -71,14 +72,7 @@ class DoorBirdSimulator:
         await self.device.start()
         app = web.Application(middlewares=[self._availability, self._auth])
         app.add_routes(self._routes())
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.http_port)
-        await site.start()
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.config.host, self.config.http_port)
         log.info("DoorBird simulator listening", url=self.url, user=self.config.user)
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from bridge.simulators.skybell.cloud import (
     SkyBellCloud,
     Trigger,
 )
+from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.skybell")
 
@@ -104,14 +105,7 @@ class SkyBellSimulator:
         app.router.add_post("/_sim/expire-tokens", self.sim_expire)
         app.router.add_post("/_sim/fail", self.sim_fail)
         app.router.add_get("/_sim/state", self.sim_state)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.config.host, self.config.port)
         self.cloud.base_url = self.url
         await self.cloud.start()
         log.info("SkyBell simulator listening", url=self.url, devices=len(self.cloud.devices))
