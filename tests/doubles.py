@@ -19,11 +19,6 @@ LOCK = "TESTBELL0001-R1"
 JPEG = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF" + bytes([0xFF, 0xD9])
 
 
-def _identity(entity: Station | Device, name: str, model: str, type_: int) -> None:
-    p.define_identity(entity, name=name, model=model, hardware="1.0", software="2.3.4",
-                      type_=type_)
-
-
 class DoorbellBackend(Backend):
     vendor = "test"
 
@@ -41,15 +36,15 @@ class DoorbellBackend(Backend):
             raise StationNotConnected(self.fail_start)
         self.driver = driver
         station = Station(DOORBELL, backend=self, commands=("reboot",))
-        _identity(station, "Front door", "Test Bell", 5)
-        station.define(p.MAC_ADDRESS, "00:11:22:33:44:55")
+        p.define_station(station, name="Front door", model="Test Bell", type_=5,
+                         hardware="1.0", software="2.3.4", mac_address="00:11:22:33:44:55",
+                         lan_ip_address="192.0.2.10")
         driver.add_station(station)
 
         bell = Device(DOORBELL, backend=self, station_serial=DOORBELL,
                       commands=("start_livestream",))
-        _identity(bell, "Front door", "Test Bell", 5)
-        bell.define(p.STATION_SERIAL_NUMBER, DOORBELL)
-        bell.define(p.ENABLED, True)
+        p.define_device(bell, name="Front door", model="Test Bell", type_=5, hardware="1.0",
+                        software="2.3.4")
         bell.define(p.RINGING, False)
         bell.define(p.MOTION_DETECTED, False)
         bell.define(p.PERSON_DETECTED, False)
@@ -63,8 +58,8 @@ class DoorbellBackend(Backend):
         driver.add_device(bell)
 
         lock = Device(LOCK, backend=self, station_serial=DOORBELL, commands=("unlock", "open"))
-        _identity(lock, "Front door relay 1", "Test Relay", 51)
-        lock.define(p.STATION_SERIAL_NUMBER, DOORBELL)
+        p.define_device(lock, name="Front door relay 1", model="Test Relay", type_=51,
+                        hardware="1.0", software="2.3.4")
         lock.define(p.LOCKED, True)
         driver.add_device(lock)
 

@@ -6,7 +6,7 @@ so a property means the same thing, with the same name and label, whichever vend
 
 from __future__ import annotations
 
-from bridge.driver.model import Entity
+from bridge.driver.model import Device, Entity, Station
 from bridge.driver.model import PropertyMetadata as P
 
 NAME = P("name", "Name", "string")
@@ -18,6 +18,13 @@ TYPE = P("type", "Type", "number")
 STATION_SERIAL_NUMBER = P("stationSerialNumber", "Station serial number", "string")
 MAC_ADDRESS = P("macAddress", "MAC address", "string")
 LAN_IP_ADDRESS = P("lanIpAddress", "LAN IP address", "string")
+
+DISARMED = 63
+"""eufy's guard mode and current mode value for "Disarmed"."""
+GUARD_MODE = P("guardMode", "Guard mode", "number", default=DISARMED,
+               states={DISARMED: "Disarmed"})
+CURRENT_MODE = P("currentMode", "Current mode", "number", default=DISARMED,
+                 states={DISARMED: "Disarmed"})
 
 ENABLED = P("enabled", "Enabled", "boolean", writeable=False)
 RINGING = P("ringing", "Ringing", "boolean", default=False)
@@ -48,8 +55,32 @@ VIDEO_STREAMING_QUALITY = P(
     "videoStreamingQuality", "Video streaming quality", "number", writeable=True
 )
 
-def define_identity(entity: Entity, *, name: str, model: str, hardware: str, software: str,
-                    type_: int) -> None:
+def define_station(station: Station, *, name: str, model: str, hardware: str, software: str,
+                   type_: int, mac_address: str, lan_ip_address: str) -> None:
+    """Every key the reference server's station state has (``StationState``): clients such as
+    eufy-security-ws-python read each one without a fallback.
+
+    No station of this bridge is an alarm hub, so the guard mode and the current mode are
+    "Disarmed", read-only, as eufy reports them for a station that is not armed.
+    """
+    _define_identity(station, name, model, hardware, software, type_)
+    station.define(MAC_ADDRESS, mac_address)
+    station.define(LAN_IP_ADDRESS, lan_ip_address)
+    station.define(GUARD_MODE, DISARMED)
+    station.define(CURRENT_MODE, DISARMED)
+
+
+def define_device(device: Device, *, name: str, model: str, hardware: str, software: str,
+                  type_: int) -> None:
+    """Every key the reference server's device state has (``DeviceState``) whatever the device
+    type: a door relay has ``enabled`` too, because clients read it from every device."""
+    _define_identity(device, name, model, hardware, software, type_)
+    device.define(STATION_SERIAL_NUMBER, device.station_serial)
+    device.define(ENABLED, True)
+
+
+def _define_identity(entity: Entity, name: str, model: str, hardware: str, software: str,
+                     type_: int) -> None:
     """The properties every station and device has (clients show them; some choose
     behaviour by ``type``)."""
     entity.define(NAME, name)
@@ -58,6 +89,7 @@ def define_identity(entity: Entity, *, name: str, model: str, hardware: str, sof
     entity.define(HARDWARE_VERSION, hardware)
     entity.define(SOFTWARE_VERSION, software)
     entity.define(TYPE, type_)
+
 
 OTHER_EUFY_NAMES = frozenset(
     {
@@ -79,7 +111,7 @@ OTHER_EUFY_NAMES = frozenset(
         "notificationRing", "notificationMotion", "chirpVolume", "chirpTone", "videoHdr",
         "videoDistortionCorrection", "videoRingRecord", "chargingStatus", "snooze",
         "snoozeTime", "snoozeStartTime", "doorbellMotionNotification", "motionDetectionRange",
-        "detectionStatistics", "guardMode", "currentMode", "timeFormat", "alarmVolume",
+        "detectionStatistics", "timeFormat", "alarmVolume",
         "alarmTone", "promptVolume", "alarm", "alarmType", "alarmArmed", "alarmDelay",
         "alarmDelayType", "switchModeWithAccessCode", "autoEndAlarm", "turnOffAlarmWithButton",
         "notificationSwitchModeSchedule", "notificationSwitchModeGeofence",

@@ -65,16 +65,12 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
     shown = name or model
 
     station = Station(serial, backend=backend, commands=("reboot", "download_image"))
-    p.define_identity(station, name=shown, model=model, hardware=model, software=version,
-                      type_=DOORBELL_TYPE)
-    station.define(p.MAC_ADDRESS, serial)
-    station.define(p.LAN_IP_ADDRESS, host)
+    p.define_station(station, name=shown, model=model, hardware=model, software=version,
+                     type_=DOORBELL_TYPE, mac_address=serial, lan_ip_address=host)
 
     bell = Device(serial, backend=backend, station_serial=serial)
-    p.define_identity(bell, name=shown, model=model, hardware=model, software=version,
-                      type_=DOORBELL_TYPE)
-    bell.define(p.STATION_SERIAL_NUMBER, serial)
-    bell.define(p.ENABLED, True)
+    p.define_device(bell, name=shown, model=model, hardware=model, software=version,
+                    type_=DOORBELL_TYPE)
     bell.define(p.RINGING, False)
     bell.define(p.MOTION_DETECTED, False)
     bell.define(DOORBELL_BUTTON, 1)
@@ -94,9 +90,8 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
         lock = Device(relay_serial(serial, relay), backend=backend, station_serial=serial,
                       commands=("unlock", "open"))
         relay_model = "DoorBird DoorController relay" if paired else f"{model} relay"
-        p.define_identity(lock, name=f"{shown} relay {relay}", model=relay_model,
-                          hardware=relay_model, software=version, type_=LOCK_TYPE)
-        lock.define(p.STATION_SERIAL_NUMBER, serial)
+        p.define_device(lock, name=f"{shown} relay {relay}", model=relay_model,
+                        hardware=relay_model, software=version, type_=LOCK_TYPE)
         lock.define(p.LOCKED.with_(key=f"open-door:{relay}"), True)
         locks.append((lock, relay))
     return station, bell, locks

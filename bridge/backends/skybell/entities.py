@@ -4,12 +4,13 @@ SkyBell serial number, with the cloud's settings as switches, numbers and select
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.driver import Device, Station
+from bridge.driver import Device, Entity, Station
 from bridge.driver import properties as p
 from bridge.driver.model import PropertyMetadata
 
@@ -125,12 +126,11 @@ def build(detail: dict[str, Any], backend: Any) -> tuple[Station, Device]:
                                                          "database_delete"),
                       connected=online(detail))
     bell = Device(serial, backend=backend, station_serial=serial)
-    for entity in (station, bell):
-        p.define_identity(entity, name=name, model=model, hardware=hardware,
-                          software=software, type_=DOORBELL_TYPE)
-    station.define(p.MAC_ADDRESS, str(info.get("MAC_address") or ""))
-    bell.define(p.STATION_SERIAL_NUMBER, serial)
-    bell.define(p.ENABLED, True)
+    p.define_station(station, name=name, model=model, hardware=hardware, software=software,
+                     type_=DOORBELL_TYPE, mac_address=str(info.get("MAC_address") or ""),
+                     lan_ip_address="")
+    p.define_device(bell, name=name, model=model, hardware=hardware, software=software,
+                    type_=DOORBELL_TYPE)
     bell.define(p.RINGING, False)
     bell.define(p.MOTION_DETECTED, False)
     bell.define(p.PERSON_DETECTED, False)
@@ -142,14 +142,28 @@ def build(detail: dict[str, Any], backend: Any) -> tuple[Station, Device]:
     bell.define(p.WIFI_SIGNAL_LEVEL, 0)
     bell.define(p.PICTURE, None)
     apply_telemetry(bell, detail.get("telemetry") or {}, lambda e, n, v: e.properties
-                    .__setitem__(n, v))
+                    .__setitem__(n, v), station=station)
     return station, bell
 
 
 def apply_telemetry(bell: Device, telemetry: dict[str, Any],
-                    update: Callable[[Device, str, Any], None]) -> None:
+                    update: Callable[[Entity, str, Any], None], *,
+                    station: Station | None = None) -> None:
+    """A telemetry check-in's signal on the doorbell and, given the station, its LAN address
+    (kept when the check-in carries none, or something that is not an IP address)."""
     if "signal_level" in telemetry:
         with contextlib.suppress(ValueError):
             update(bell, "wifiRssi", int(telemetry["signal_level"]))
     if "link_quality" in telemetry:
         update(bell, "wifiSignalLevel", signal_level(telemetry["link_quality"]))
+    address = lan_address(telemetry)
+    if station is not None and address:
+        update(station, "lanIpAddress", address)
+
+
+def lan_address(telemetry: dict[str, Any]) -> str:
+    """The doorbell's LAN address from telemetry, or "" when it has none that is an address."""
+    try:
+        return str(ipaddress.ip_address(str(telemetry.get("ip_address") or "")))
+    except ValueError:
+        return ""
