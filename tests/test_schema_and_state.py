@@ -91,3 +91,41 @@ async def test_several_connections_hold_different_schemas(connect):
     assert "serialNumber" not in await old.ok("station.is_connected", serialNumber=DOORBELL)
     assert await new.ok("station.is_connected", serialNumber=DOORBELL) == {
         "serialNumber": DOORBELL, "connected": True}
+
+
+STATION_KEYS = {"name", "model", "serialNumber", "hardwareVersion", "softwareVersion",
+                "lanIpAddress", "macAddress", "currentMode", "guardMode", "connected"}
+DEVICE_KEYS = {"name", "model", "serialNumber", "hardwareVersion", "softwareVersion",
+               "stationSerialNumber", "enabled"}
+"""The keys eufy-security-ws declares for every station and device of its state (StationState
+and DeviceState), with ``type`` added from schema 1."""
+
+
+@pytest.mark.parametrize("schema", [0, 1, 4, 12])
+async def test_every_station_and_device_has_the_keys_of_the_reference_state(connect, schema):
+    client = await connect(schema=schema, listen=True)
+    typed = {"type"} if schema >= 1 else set()
+    for station in client.state["stations"]:
+        assert STATION_KEYS | typed <= set(station)
+    for device in client.state["devices"]:
+        assert DEVICE_KEYS | typed <= set(device)
+    relay = next(d for d in client.state["devices"] if d["serialNumber"] == LOCK)
+    assert relay["enabled"] is True
+
+
+async def test_a_doorbell_station_is_disarmed_and_its_modes_are_read_only(connect):
+    client = await connect(schema=21)
+    properties = (await client.ok("station.get_properties", serialNumber=DOORBELL))["properties"]
+    assert (properties["guardMode"], properties["currentMode"]) == (63, 63)
+    metadata = (await client.ok("station.get_properties_metadata", serialNumber=DOORBELL))[
+        "properties"]
+    for name in ("guardMode", "currentMode"):
+        assert metadata[name]["writeable"] is False
+        assert metadata[name]["states"] == {"63": "Disarmed"}
+    assert await client.error("station.set_property", serialNumber=DOORBELL, name="guardMode",
+                              value=0) == "device_property_readonly"
+    old = await connect(schema=12)
+    assert await old.error("station.set_guard_mode", serialNumber=DOORBELL,
+                           mode=0) == "device_property_readonly"
+    assert (await old.ok("station.get_properties", serialNumber=DOORBELL))["properties"][
+        "guardMode"] == 63
