@@ -12,6 +12,7 @@ from bridge import __version__
 from bridge.backends import build_backends
 from bridge.driver import Backend, Driver
 from bridge.server import BridgeServer
+from bridge.server.access import Access, tls_context
 from bridge.settings import Settings
 
 log = structlog.get_logger(component="bridge")
@@ -41,13 +42,24 @@ class Bridge:
             ping_interval=server.ping_interval,
             ping_timeout=server.ping_timeout,
             send_buffer_limit=server.send_buffer_limit,
+            max_message_size=server.max_message_size,
+            max_connections=server.max_connections,
+            access=Access(
+                token=server.auth_token.get_secret_value() if server.auth_token else None,
+                allowed_hosts=server.allowed_hosts,
+                allowed_origins=server.allowed_origins,
+                tls=server.tls_cert is not None,
+            ),
+            tls=tls_context(server.tls_cert, server.tls_key)
+            if server.tls_cert is not None and server.tls_key is not None else None,
         )
 
     @property
     def url(self) -> str:
         host = self.server.host
         host = f"[{host}]" if ":" in host else host
-        return f"ws://{host}:{self.server.port}"
+        scheme = "wss" if self.server.tls is not None else "ws"
+        return f"{scheme}://{host}:{self.server.port}"
 
     async def start(self) -> None:
         """Start the backends first: clients refuse a driver that is not yet connected."""
@@ -55,8 +67,9 @@ class Bridge:
         await self.server.start()
 
     async def stop(self) -> None:
-        await self.server.stop(grace=SHUTDOWN_SECONDS / 2)
-        await self.driver.stop()
+        """Clients are told and closed while the backends stop: together, within the
+        shutdown limit."""
+        await asyncio.gather(self.server.stop(grace=SHUTDOWN_SECONDS / 2), self.driver.stop())
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT, then shut down cleanly within a few seconds."""

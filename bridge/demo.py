@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -21,6 +21,10 @@ from bridge.driver.driver import HttpReply
 from bridge.settings import DoorBirdSettings, Settings, SkyBellSettings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
+from bridge.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from bridge.server import BridgeServer
 
 log = structlog.get_logger(component="demo")
 
@@ -44,6 +48,7 @@ class Demo:
         visitors = visitors or None
         self.visitors = visitors
         self._first: asyncio.TimerHandle | None = None
+        self._tasks = BackgroundTasks("demo")
         self.doorbird = DoorBirdSimulator(DoorBirdConfig(
             host=LOOPBACK, event_host=LOOPBACK, relays=["1", "2"],
             event_ports=[_free_udp_port(), _free_udp_port()], visitors=visitors,
@@ -59,11 +64,12 @@ class Demo:
             loop = asyncio.get_running_loop()
             self._first = loop.call_later(
                 self.FIRST_VISITOR_SECONDS,
-                lambda: loop.create_task(self.doorbird.device.ring(1)))
+                lambda: self._tasks.spawn(self.doorbird.device.ring(1)))
 
     async def stop(self) -> None:
         if self._first is not None:
             self._first.cancel()
+        await self._tasks.cancel_all()
         await self.skybell.stop()
         await self.doorbird.stop()
 
@@ -111,7 +117,10 @@ class Demo:
             targets[device.serial] = sky_action
         return targets
 
-    def routes(self) -> dict[str, Callable[[str, dict[str, str]], HttpReply]]:
+    def install(self, server: BridgeServer) -> None:
+        """Give the bridge's page its demo controls: a listing (GET) and the actions (POST,
+        so that a browser says where they come from and other sites' pages are refused).
+        Only demo mode calls this; a real bridge has none of these routes."""
         targets = self._targets()
         actions = ["ring", "motion", "offline", "online"]
 
@@ -125,15 +134,14 @@ class Demo:
                 return 404, "text/plain", b"no such demo device or action"
             outcome = target(action)
             if asyncio.iscoroutine(outcome):
-                asyncio.get_running_loop().create_task(outcome)
+                self._tasks.spawn(outcome)
             return 200, "application/json", b'{"ok":true}'
 
-        routes = {"/demo/devices": devices}
-        routes.update({f"/demo/{a}": act for a in actions})
-        return routes
+        server.http_routes["/demo/devices"] = devices
+        server.action_routes.update({f"/demo/{a}": act for a in actions})
 
     def describe(self, url: str) -> str:
-        page = url.replace("ws://", "http://")
+        page = url.replace("ws", "http", 1)
         bird = self.doorbird
         lines = [
             "",
@@ -157,7 +165,7 @@ async def run_demo(base: Settings, visitors: float | None) -> None:
     await demo.start()
     try:
         bridge = Bridge(demo.settings(base))
-        bridge.server.http_routes.update(demo.routes())
+        demo.install(bridge.server)
         await bridge.run(ready=lambda: print(demo.describe(bridge.url), flush=True))
     finally:
         await demo.stop()

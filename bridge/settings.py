@@ -9,12 +9,22 @@ Secrets are ``SecretStr``: they print as ``**********`` wherever a setting is sh
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -28,6 +38,10 @@ assert LogLevel.__args__ == LEVELS  # type: ignore[attr-defined]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?")
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?")
 
 
 def _default_data_dir() -> Path:
@@ -56,6 +70,53 @@ class ServerSettings(_Section):
         ge=64 * 1024,
         description="Bytes waiting for a slow client before its events are dropped.",
     )
+    max_connections: int = Field(
+        256, ge=1, description="Open connections at most; the next one is answered 503."
+    )
+    max_message_size: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest message a client may send, in bytes (larger closes with 1009).",
+    )
+    auth_token: SecretStr | None = Field(
+        None,
+        description="Token clients must present (Authorization: Bearer, or ?token=). "
+        "Set it whenever host is not loopback.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the page may be opened by, besides IP addresses and localhost.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Other web origins (scheme://host[:port]) allowed to connect.",
+    )
+    tls_cert: FilePath | None = Field(
+        None, description="PEM certificate (chain) to serve wss:// and https:// instead."
+    )
+    tls_key: FilePath | None = Field(None, description="PEM private key of tls_cert.")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name")
+        return [name.lower().rstrip(".") for name in names]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://host[:port]")
+        return [origin.lower().rstrip("/") for origin in origins]
+
+    @model_validator(mode="after")
+    def _tls_needs_both(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class LogSettings(_Section):
@@ -77,6 +138,9 @@ class DoorBirdSettings(_Section):
     )
     listen_host: str = Field(
         "0.0.0.0", description="Address the UDP event ports bind to (broadcasts need 0.0.0.0)."
+    )
+    accept_events_from_any: bool = Field(
+        False, description="Take event packets from any sender, not only from host (for NAT)."
     )
     relay_seconds: float = Field(
         5.0, gt=0, le=600, description="Seconds a relay reports unlocked after opening."

@@ -32,6 +32,11 @@ async def http_get(url: str) -> tuple[int, str, str]:
         return response.status, response.content_type, await response.text()
 
 
+async def http_post(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.post(url) as response:
+        return response.status
+
+
 def page_url(bridge: Bridge) -> str:
     return bridge.url.replace("ws://", "http://")
 
@@ -43,7 +48,7 @@ async def demo(tmp_path):
     settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
                                               "server.event_seconds": 0.5}))
     bridge = Bridge(settings)
-    bridge.server.http_routes.update(demo.routes())
+    demo.install(bridge.server)
     await bridge.start()
     yield bridge
     await bridge.stop()
@@ -62,7 +67,7 @@ async def test_demo_mode_shows_a_house_of_doorbells_that_ring(demo):
     _, _, listing = await http_get(page_url(demo) + "/demo/devices")
     doorbells = json.loads(listing)
     for serial in doorbells:
-        status, _, _ = await http_get(f"{page_url(demo)}/demo/ring?serial={serial}")
+        status = await http_post(f"{page_url(demo)}/demo/ring?serial={serial}")
         assert status == 200
         assert (await client.event("rings", serialNumber=serial, state=True))["state"] is True
     await client.close()
@@ -72,7 +77,7 @@ async def test_the_page_is_served_on_the_same_port(demo):
     status, content_type, body = await http_get(page_url(demo) + "/")
     assert status == 200 and content_type == "text/html"
     assert "<script>" in body and "start_listening" in body
-    status, _, _ = await http_get(page_url(demo) + "/demo/ring?serial=nope")
+    status = await http_post(page_url(demo) + "/demo/ring?serial=nope")
     assert status == 404
 
 
@@ -208,6 +213,6 @@ async def test_disconnect_and_connect_with_the_real_backends(demo):
     assert (await client.ok("driver.is_push_connected"))["connected"] is True
     _, _, listing = await http_get(page_url(demo) + "/demo/devices")
     for serial in json.loads(listing):
-        await http_get(f"{page_url(demo)}/demo/ring?serial={serial}")
+        assert await http_post(f"{page_url(demo)}/demo/ring?serial={serial}") == 200
         await client.event("rings", serialNumber=serial, state=True)
     await client.close()

@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         self._ping_handle: asyncio.TimerHandle | None = None
         self._pong_deadline: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
+        self._handshake_deadline: asyncio.TimerHandle | None = None
         self.lost = asyncio.get_running_loop().create_future()
 
     # ------------------------------------------------------------------ asyncio protocol
@@ -52,6 +53,10 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+        # Counted before anything is read; one over the cap still gets its 503 answer.
+        self.server.admit(self)
+        self._handshake_deadline = asyncio.get_running_loop().call_later(
+            self.server.handshake_timeout, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -73,7 +78,8 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for handle in (self._ping_handle, self._pong_deadline, self._close_handle):
+        for handle in (self._ping_handle, self._pong_deadline, self._close_handle,
+                       self._handshake_deadline):
             if handle is not None:
                 handle.cancel()
         self.server.forget(self)
@@ -92,16 +98,22 @@ class Connection(asyncio.Protocol):
         self.flush()
 
     def _handshake(self, request: Request) -> None:
-        if "websocket" not in request.headers.get("Upgrade", "").lower():
-            plain = self.server.http_response(request)
-            if plain is not None:
-                self.ws.send_response(plain)
-                return
-        response = self.ws.accept(request)
+        if self._handshake_deadline is not None:
+            self._handshake_deadline.cancel()
+            self._handshake_deadline = None
+        response = self.server.http_response(self, request)
+        if response is None:
+            response = self.ws.accept(request)
         self.ws.send_response(response)
         if response.status_code == 101:
             self.server.welcome(self)
             self._schedule_ping()
+
+    def _handshake_expired(self) -> None:
+        """No complete request in time: a slow or idle peer does not keep a slot."""
+        self._handshake_deadline = None
+        log.debug("no handshake in time", peer=self.peer)
+        self._abort()
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode

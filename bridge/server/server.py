@@ -4,6 +4,7 @@ fan-out of driver events and log records to the connections that asked for them.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -25,6 +26,7 @@ from bridge.driver.errors import (
 )
 from bridge.logs import LogRecord, hub
 from bridge.server import shaping
+from bridge.server.access import Access, Refusal, is_loopback, shown
 from bridge.server.commands import Request, Result, handler_for
 from bridge.server.connection import Connection
 from bridge.server.jsonio import dumps, loads
@@ -36,6 +38,8 @@ from schemas import CommandSpec
 log = structlog.get_logger(component="bridge.server")
 
 CATALOG = shaping.CATALOG
+OPEN_ROUTES = frozenset({"/healthz", "/metrics"})
+"""Served to any ``Host``: container health checks and scrapers use whatever name they know."""
 _MISSING: Any = object()
 
 
@@ -54,7 +58,11 @@ class BridgeServer:
         ping_interval: float | None = 30.0,
         ping_timeout: float | None = 30.0,
         send_buffer_limit: int = 16 * 1024 * 1024,
-        max_message_size: int = 16 * 1024 * 1024,
+        max_message_size: int = 1024 * 1024,
+        max_connections: int = 256,
+        handshake_timeout: float = 10.0,
+        access: Access | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.driver = driver
         self.host = host
@@ -66,7 +74,13 @@ class BridgeServer:
         self.ping_timeout = ping_timeout
         self.send_buffer_limit = send_buffer_limit
         self.max_message_size = max_message_size
+        self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.access = access or Access()
+        self.tls = tls
         self.connections: set[Connection] = set()
+        self._admitted: set[Connection] = set()
+        self._full = False
         self.command_counts: Counter[tuple[str, str]] = Counter()
         self.livestreams_active = 0
         self.events_sent = 0
@@ -78,6 +92,10 @@ class BridgeServer:
             "/healthz": lambda path, query: health(self),
             "/metrics": lambda path, query: metrics.render(),
         }
+        """GET routes. Those for browsers (all but :data:`OPEN_ROUTES`) are only served to a
+        ``Host`` that DNS rebinding cannot forge."""
+        self.action_routes: dict[str, HttpHandler] = {}
+        """POST routes that change something: for browsers too, and they need the token."""
         self._server: asyncio.Server | None = None
         self._tasks = BackgroundTasks()
         self._unsubscribe: list[Any] = []
@@ -92,13 +110,20 @@ class BridgeServer:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), self.host, self.port)
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.host, self.port, ssl=self.tls,
+            ssl_handshake_timeout=self.handshake_timeout if self.tls else None)
         sockets = self._server.sockets
         if sockets and self.port == 0:
             self.port = sockets[0].getsockname()[1]
         self._unsubscribe = [self.driver.bus.subscribe(self._on_event),
                              hub.add_listener(self._on_log)]
-        log.info("listening", host=self.host, port=self.port)
+        log.info("listening", host=self.host, port=self.port, tls=self.tls is not None,
+                 token=self.access.token_required)
+        if not is_loopback(self.host) and not self.access.token_required:
+            log.warning("listening beyond loopback without server.auth_token: anyone who can "
+                        "reach this port can unlock doors, change passcodes and reboot "
+                        "stations; set a token", host=self.host)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Send ``shutdown`` to schema 10+ connections, then close every connection cleanly."""
@@ -126,37 +151,85 @@ class BridgeServer:
         log.info("server closed")
 
     # ------------------------------------------------------------------ connections
+    def admit(self, conn: Connection) -> bool:
+        """Count a new connection; False when the cap is reached (it is then answered 503)."""
+        if len(self._admitted) >= self.max_connections:
+            if not self._full:
+                log.warning("connection limit reached, refusing more",
+                            limit=self.max_connections)
+            self._full = True
+            return False
+        self._full = False
+        self._admitted.add(conn)
+        return True
+
     def welcome(self, conn: Connection) -> None:
         """A WebSocket handshake completed: say hello."""
         self.connections.add(conn)
         log.debug("client connected", peer=conn.peer)
         conn.send(self._hello)
 
-    def http_response(self, request: http11.Request) -> http11.Response | None:
-        """A plain HTTP answer for a page or a registered route (the bridge's own, then the
-        backends'); None lets the WebSocket handshake answer (426 Upgrade Required)."""
+    def http_response(self, conn: Connection, request: http11.Request) -> http11.Response | None:
+        """The answer to a request that is not an accepted WebSocket handshake: a refusal
+        (connection cap, token, origin, host), a page or a registered route (the bridge's
+        own, then the backends'). None lets the WebSocket handshake go on (which answers
+        426 Upgrade Required to plain HTTP elsewhere)."""
+        if conn not in self._admitted:
+            return _plain(503, "text/plain", b"too many connections", [("Retry-After", "5")])
         url = urlsplit(request.path)
-        routes = {**self.driver.http_routes, **self.http_routes}
-        exact = routes.get(url.path)
-        route = url.path if exact is not None else max(
-            (p for p in routes if len(p) > 1 and p.endswith("/") and url.path.startswith(p)),
-            key=len,
-            default=None)
-        if route is None:
-            return None
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            refusal = self.access.check(request, host=False, token=True)
+            return None if refusal is None else self._refuse(conn, request, url.path, refusal)
+        handler, kind = self._route(request.method, url.path)
+        if handler is None:
+            return None if kind is None else _plain(
+                405, "text/plain", b"method not allowed", [("Allow", kind)])
+        refusal = self.access.check(request, host=kind in ("page", "action"),
+                                    token=kind == "action")
+        if refusal is not None:
+            return self._refuse(conn, request, url.path, refusal)
         query = dict(parse_qsl(url.query))
+        query.pop("token", None)  # the client token is no route's business
         try:
-            status, content_type, body = routes[route](url.path, query)
+            status, content_type, body = handler(url.path, query)
         except Exception:
-            log.exception("HTTP route failed", route=route)
+            log.exception("HTTP route failed", path=url.path[:120])
             status, content_type, body = 500, "text/plain", b"internal error"
-        if content_type.startswith("text/") and "charset" not in content_type:
-            content_type += "; charset=utf-8"
-        headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                           ("Cache-Control", "no-store"), ("Connection", "close")])
-        return http11.Response(status, HTTPStatus(status).phrase, headers, body)
+        headers = []
+        if content_type.startswith("text/html"):
+            # only the bridge's own pages may frame it; the page's URL may hold the token
+            headers = [("Content-Security-Policy", "frame-ancestors 'self'"),
+                       ("X-Frame-Options", "SAMEORIGIN"), ("Referrer-Policy", "no-referrer")]
+        return _plain(status, content_type, body, headers)
+
+    def _route(self, method: str, path: str) -> tuple[HttpHandler | None, str | None]:
+        """The handler for ``path`` and what kind of route it is: "vendor" (the backends'
+        callbacks), "open" (health and metrics), "page" (for browsers) or "action". A route
+        that exists for another method comes back without a handler, with the method it
+        takes as its kind; nothing at all is (None, None)."""
+        page = _lookup(self.http_routes, path)
+        action = _lookup(self.action_routes, path)
+        if page is None and action is None:
+            vendor = _lookup(self.driver.http_routes, path)
+            return (vendor, "vendor") if vendor is not None else (None, None)
+        if method == "POST" and action is not None:
+            return action, "action"
+        if method == "GET" and page is not None:
+            return page, "open" if path in OPEN_ROUTES else "page"
+        return None, "GET" if page is not None else "POST"
+
+    def _refuse(self, conn: Connection, request: http11.Request, path: str,
+                refusal: Refusal) -> http11.Response:
+        """Log who was refused and why (never the token, nor the query that may hold it)."""
+        headers = request.headers
+        log.warning("request refused", peer=conn.peer, reason=refusal.reason,
+                    status=refusal.status, path=shown(path), origin=shown(headers.get("Origin")),
+                    host=shown(headers.get("Host")))
+        extra = [("WWW-Authenticate", "Bearer")] if refusal.status == 401 else []
+        return _plain(refusal.status, "text/plain", refusal.reason.encode(), extra)
 
     def forget(self, conn: Connection) -> None:
+        self._admitted.discard(conn)
         if conn in self.connections:
             self.connections.discard(conn)
             self.dropped_events += conn.dropped_events
@@ -304,6 +377,26 @@ class BridgeServer:
             text = by_schema[conn.schema]
             if text is not None and conn.send_event(text):
                 self.events_sent += 1
+
+
+def _lookup(routes: dict[str, HttpHandler], path: str) -> HttpHandler | None:
+    """An exact route, else the longest prefix route (one ending in "/") ``path`` is under."""
+    exact = routes.get(path)
+    if exact is not None:
+        return exact
+    prefix = max((p for p in routes if len(p) > 1 and p.endswith("/") and path.startswith(p)),
+                 key=len, default=None)
+    return None if prefix is None else routes[prefix]
+
+
+def _plain(status: int, content_type: str, body: bytes,
+           extra: list[tuple[str, str]] | None = None) -> http11.Response:
+    if content_type.startswith("text/") and "charset" not in content_type:
+        content_type += "; charset=utf-8"
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                       ("Connection", "close"), *(extra or [])])
+    return http11.Response(status, HTTPStatus(status).phrase, headers, body)
 
 
 def _success(message_id: Any, result: Result) -> str:
