@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 import structlog
@@ -22,7 +22,9 @@ from bridge.driver.errors import (
     StationNotFound,
 )
 from bridge.driver.events import DriverEvent, EventBus
+from bridge.driver.lifecycle import Lifecycle
 from bridge.driver.model import Device, Entity, PropertyMetadata, Station
+from bridge.tasks import BackgroundTasks, foreign_cancellation
 
 log = structlog.get_logger(component="bridge.driver")
 
@@ -49,7 +51,7 @@ class Driver:
     """Holds the eufy-shaped state and publishes every change once on :attr:`bus`."""
 
     def __init__(self, backends: Iterable[Backend] = (), *, event_seconds: float = 5.0,
-                 backend_timeout: float = 10.0) -> None:
+                 backend_timeout: float = 10.0, stop_timeout: float = 3.0) -> None:
         self.backends: list[Backend] = list(backends)
         self.event_seconds = event_seconds
         self.backend_timeout = backend_timeout
@@ -60,70 +62,96 @@ class Driver:
         self._pulses: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._known_properties: set[str] = set(_KNOWN_PROPERTIES)
         self.http_routes: dict[str, HttpHandler] = {}
+        self._tasks = BackgroundTasks("driver")
+        self._refreshing: dict[Backend, asyncio.Task[Any]] = {}
+        # a backend's start must end (or fail) before a command waiting on it times out
+        self.lifecycle = Lifecycle(self, start_timeout=backend_timeout,
+                                   stop_timeout=stop_timeout,
+                                   before_stop=self._cancel_refreshes)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self, timeout: float = 30.0) -> None:
-        """Start every backend; one failing backend is reported, not fatal."""
-        await asyncio.gather(*(self._start_backend(b, timeout) for b in self.backends))
-        self.connected = True
-        self.publish("driver", "connected")
-
-    async def _start_backend(self, backend: Backend, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await backend.start(self)
-        except Exception as exc:  # a backend's trouble must not stop the bridge
-            reason = exc.detail if isinstance(exc, BridgeError) else str(exc) or type(exc).__name__
-            log.error("backend failed to start", vendor=backend.vendor, reason=reason)
-            self.publish("driver", "connection error", error={"message": reason})
+    async def start(self) -> None:
+        """Start every backend; one failing backend is reported (and retried), not fatal."""
+        await self.lifecycle.request(True)
 
     async def stop(self) -> None:
-        for handle in self._pulses.values():
-            handle.cancel()
-        self._pulses.clear()
-        for backend in self.backends:
-            try:
-                await backend.stop()
-            except Exception:
-                log.exception("backend failed to stop", vendor=backend.vendor)
-        if self.connected:
-            self.connected = False
-            self.publish("driver", "disconnected")
+        """Stop every backend and the lifecycle runner (the bridge is shutting down)."""
+        await self.lifecycle.close()
 
     async def connect(self) -> bool:
-        """``driver.connect``: (re)start backends when disconnected."""
-        if not self.connected:
-            await self.start()
+        """``driver.connect``: the backends run when this answers, unless a later
+        ``driver.disconnect`` overtook it; the answer is the state reached."""
+        await self.lifecycle.request(True)
         return self.connected
 
     async def disconnect(self) -> None:
         """``driver.disconnect``: stop every backend; the state stays readable."""
-        await self.stop()
+        await self.lifecycle.request(False)
+
+    def set_connected(self, connected: bool) -> None:
+        """Called by the lifecycle owner only, once per transition."""
+        self.connected = connected
+        if not connected:
+            for handle in self._pulses.values():
+                handle.cancel()
+            self._pulses.clear()
+        self.publish("driver", "connected" if connected else "disconnected")
 
     async def poll_refresh(self) -> None:
-        """Refresh every backend; one that fails or is slow is logged, not fatal (its
-        stations report their own connectivity)."""
-        await self._each_backend("refresh", lambda b: b.refresh())
+        """Refresh every running backend; answers at once when disconnected.
+
+        One refresh runs per backend at a time: a caller arriving while one is in flight shares
+        its outcome instead of multiplying the vendor's traffic (a DoorBird locks users out
+        when flooded).  A backend that fails or is slow is logged, not fatal (its stations
+        report their own connectivity).
+        """
+        if not self.connected:
+            return
+        waiting = []
+        for backend in self.lifecycle.running:
+            task = self._refreshing.get(backend)
+            if task is None:
+                task = self._tasks.spawn(self._refresh(backend), name=f"refresh {backend.vendor}")
+                self._refreshing[backend] = task
+            waiting.append(task)
+        if waiting:
+            await asyncio.wait(waiting)  # cancelling this wait leaves the refreshes running
+
+    async def _refresh(self, backend: Backend) -> None:
+        try:
+            await self._call_backend(backend, "refresh", backend.refresh())
+        finally:
+            self._refreshing.pop(backend, None)
+
+    async def _cancel_refreshes(self) -> None:
+        """Before backends stop: nothing of theirs may run while they release their clients."""
+        await self._tasks.cancel_all()
+
+    async def _call_backend(self, backend: Backend, what: str, call: Awaitable[Any]) -> Any:
+        """``call``, bounded by ``backend_timeout``; None (logged) when it fails."""
+        try:
+            async with asyncio.timeout(self.backend_timeout):
+                return await call
+        except TimeoutError:
+            log.warning("backend too slow", vendor=backend.vendor, call=what,
+                        seconds=self.backend_timeout)
+        except BridgeError as exc:
+            log.info("backend call failed", vendor=backend.vendor, call=what,
+                     reason=exc.detail)
+        except asyncio.CancelledError:
+            if not foreign_cancellation():
+                raise
+            log.info("backend call failed", vendor=backend.vendor, call=what,
+                     reason="its connection was closed")
+        except Exception:
+            log.exception("backend call failed", vendor=backend.vendor, call=what)
+        return None
 
     async def _each_backend(self, what: str, call: Callable[[Backend], Any]) -> list[Any]:
         """``call`` on every backend at once, each bounded by ``backend_timeout``; the
         results of those that answered (None for the others)."""
-
-        async def one(backend: Backend) -> Any:
-            try:
-                async with asyncio.timeout(self.backend_timeout):
-                    return await call(backend)
-            except TimeoutError:
-                log.warning("backend too slow", vendor=backend.vendor, call=what,
-                            seconds=self.backend_timeout)
-            except BridgeError as exc:
-                log.info("backend call failed", vendor=backend.vendor, call=what,
-                         reason=exc.detail)
-            except Exception:
-                log.exception("backend call failed", vendor=backend.vendor, call=what)
-            return None
-
-        return list(await asyncio.gather(*(one(b) for b in self.backends)))
+        return list(await asyncio.gather(
+            *(self._call_backend(b, what, call(b)) for b in self.backends)))
 
     @property
     def push_connected(self) -> bool:

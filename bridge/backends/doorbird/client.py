@@ -20,6 +20,8 @@ import aiohttp
 import orjson
 import structlog
 
+from bridge.tasks import foreign_cancellation
+
 log = structlog.get_logger(component="backend.doorbird")
 
 
@@ -70,6 +72,7 @@ class DoorBirdClient:
         self._next_connection = 0.0
         self._connection_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.requests = 0
         self.errors = 0
 
@@ -78,6 +81,9 @@ class DoorBirdClient:
         return self._password
 
     def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # a stopped backend's late request must not open a session nobody closes
+            raise Unreachable(f"{self.address}: the client is closed")
         if self._session is None or self._session.closed:
             trace = aiohttp.TraceConfig()
             trace.on_connection_create_start.append(self._pace_new_connection)
@@ -98,9 +104,16 @@ class DoorBirdClient:
                 await asyncio.sleep(wait)
             self._next_connection = time.monotonic() + self._interval
 
+    def open(self) -> None:
+        """Accept requests again after :meth:`close` (a backend started anew)."""
+        self._closed = False
+
     async def close(self) -> None:
+        """Refuse new requests and end those in flight with :class:`Unreachable`."""
+        self._closed = True
         if self._session is not None:
-            await self._session.close()
+            session, self._session = self._session, None
+            await session.close()
 
     # ------------------------------------------------------------------ plumbing
     async def _request(self, path: str, params: dict[str, Any] | None = None, *,
@@ -123,6 +136,11 @@ class DoorBirdClient:
                     TimeoutError) as exc:
                 self.errors += 1
                 raise Unreachable(f"{self.address}: {type(exc).__name__}") from None
+            except asyncio.CancelledError:
+                if not foreign_cancellation():
+                    raise
+                self.errors += 1
+                raise Unreachable(f"{self.address}: the session was closed") from None
             if status >= 400:
                 self.errors += 1
             if status in (503, 509) and attempt < self._busy_retries:
@@ -233,3 +251,7 @@ class DoorBirdClient:
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                 TimeoutError) as exc:
             raise Unreachable(f"{self.address}: monitor stream: {type(exc).__name__}") from None
+        except asyncio.CancelledError:
+            if not foreign_cancellation():
+                raise
+            raise Unreachable(f"{self.address}: monitor stream: the session was closed") from None

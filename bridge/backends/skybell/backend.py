@@ -80,6 +80,8 @@ class SkyBellBackend(Backend):
         self._udp: asyncio.DatagramTransport | None = None
         self._cloud_ok = False
         self._auth_failed = False
+        self._started = False
+        self._start_task: asyncio.Task[Any] | None = None
 
     @classmethod
     def from_settings(cls, entry: SkyBellSettings, data_dir: Any) -> SkyBellBackend:
@@ -87,7 +89,12 @@ class SkyBellBackend(Backend):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._start_task = asyncio.current_task()
         self.driver = driver
+        self.client.open()
         state = self.store.load(self._state_name) if self.store else {}
         self.ledger = EventLedger.from_json(state.get("events", {}))
         if self.ledger.cursor_ms is None:
@@ -105,16 +112,27 @@ class SkyBellBackend(Backend):
                 await self._ensure_triggers()
             except (SkyBellError, OSError) as exc:
                 log.warning("webhooks unavailable", error=str(exc))
-        self._tasks.spawn(self._poll_loop())
+        self._tasks.spawn(self._poll_loop(), name="skybell poll")
         self._save()
 
     async def stop(self) -> None:
+        """Idempotent; cancels a start still in progress.  Loops end before the webhooks,
+        the LAN port and the client are released."""
+        if not self._started:
+            return
+        self._started = False
+        start, self._start_task = self._start_task, None
+        if start is not None and start is not asyncio.current_task() and not start.done():
+            start.cancel()
+            await asyncio.wait([start])
         await self._tasks.cancel_all()
-        await self._stop_webhooks()
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+        await self._stop_webhooks()
         self._save()
+        if self.store is not None:
+            await self.store.flush()
         await self.client.close()
 
     @property
@@ -284,6 +302,9 @@ class SkyBellBackend(Backend):
                 self._cloud_ok = False
                 self._report(exc)
                 delay = self.settings.poll_interval
+            except Exception:  # a bug or a garbled answer must not end event polling
+                log.exception("SkyBell poll failed")
+                delay = max(self.settings.poll_interval, 60.0)
 
     async def _check_devices(self) -> None:
         """Availability from the device list; a full read for new or removed doorbells."""

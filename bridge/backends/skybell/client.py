@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from bridge.storage import StateStore
+from bridge.tasks import foreign_cancellation
 
 log = structlog.get_logger(component="backend.skybell")
 
@@ -65,6 +66,7 @@ class SkyBellClient:
         self._backoff = backoff
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self._tokens: dict[str, Any] = {}
         self._auth_lock = asyncio.Lock()
         self.logins = 0
@@ -73,14 +75,24 @@ class SkyBellClient:
 
     # ------------------------------------------------------------------ session
     def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # a stopped backend's late request must not open a session nobody closes
+            raise CloudUnavailable("the client is closed")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout))
         return self._session
 
+    def open(self) -> None:
+        """Accept requests again after :meth:`close` (a backend started anew)."""
+        self._closed = False
+
     async def close(self) -> None:
+        """Refuse new requests and end those in flight with :class:`CloudUnavailable`."""
+        self._closed = True
         if self._session is not None:
-            await self._session.close()
+            session, self._session = self._session, None
+            await session.close()
 
     # ------------------------------------------------------------------ tokens
     def load_tokens(self) -> None:
@@ -188,6 +200,11 @@ class SkyBellClient:
                     await asyncio.sleep(self._backoff * 2 ** attempt)
                     continue
                 raise CloudUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+            except asyncio.CancelledError:
+                if not foreign_cancellation():
+                    raise
+                self.errors += 1
+                raise CloudUnavailable(f"{method} {path}: the session was closed") from None
             message = body.get("message", "") if isinstance(body, dict) else ""
             if status >= 400:
                 self.errors += 1
