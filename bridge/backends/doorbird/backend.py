@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 import time
 import zlib
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from bridge.backends.doorbird.client import (
     Refused,
     Unreachable,
 )
+from bridge.backends.doorbird.replay import ReplayGuard
+from bridge.backends.doorbird.v1keys import V1Keys
 from bridge.driver import Backend, Device, Driver, Entity, Station
 from bridge.driver.errors import (
     BridgeError,
@@ -38,6 +42,7 @@ from bridge.tasks import BackgroundTasks
 log = structlog.get_logger(component="backend.doorbird")
 
 HISTORY_EVENTS = ("doorbell", "motionsensor")
+STALE_LOG_SECONDS = 600.0
 
 
 class DoorBirdBackend(Backend):
@@ -54,8 +59,7 @@ class DoorBirdBackend(Backend):
         max_retry_seconds: float = 60.0,
         auth_retry_seconds: float = 300.0,
         light_seconds: float = 180.0,
-        session_seconds: float = 480.0,
-        dedupe_seconds: float = 120.0,
+        replay_window: float = 120.0,
         client: DoorBirdClient | None = None,
     ) -> None:
         self.settings = settings
@@ -66,16 +70,18 @@ class DoorBirdBackend(Backend):
         self.max_retry_seconds = max_retry_seconds
         self.auth_retry_seconds = auth_retry_seconds
         self.light_seconds = light_seconds
-        self.session_seconds = session_seconds
-        self.dedupe_seconds = dedupe_seconds
         self.driver: Driver | None = None
         self.station: Station | None = None
         self.bell: Device | None = None
         self.relays: dict[str, str] = {}  # lock serial -> relay name
         self.events_mode: str | None = None
         self._key: bytes | None = None
-        self._session: str | None = None
-        self._seen: dict[tuple[str, int], float] = {}
+        self._senders: frozenset[str] = frozenset()  # the station's addresses, once resolved
+        self._sends_v2 = False
+        self._replays = ReplayGuard(replay_window)
+        self._stale_logged_at = float("-inf")
+        self._v1_keys = V1Keys(self.client.password,
+                               lambda derive: self._tasks.spawn(derive))
         self._history: dict[str, list[float]] = {e: [] for e in HISTORY_EVENTS}
         self._monitor_up = False
         self._monitor_states: dict[str, str] = {}
@@ -112,9 +118,6 @@ class DoorBirdBackend(Backend):
             handle.cancel()
         self._timers.clear()
         await self._tasks.cancel_all()
-        if self._session is not None:
-            with contextlib.suppress(DoorBirdError):
-                await self.client.invalidate(self._session)
         await self.client.close()
 
     @property
@@ -138,15 +141,15 @@ class DoorBirdBackend(Backend):
     async def _discover(self) -> None:
         assert self.driver is not None
         info = await self.client.info()
-        self._session, key = await self.client.session()
-        self._key = packets.notification_key(key)
+        self._key = await self._notification_key()
+        if not self._senders:
+            self._senders = await self._station_addresses()
         try:
             sip = await self.client.sip_status()
         except (Refused, NoPermission):
             sip = None  # the user lacks the API-Operator permission
         station, bell, locks = entities.build(info, self.settings.name, self.client.host,
                                               self, sip)
-        bell.properties["rtspStreamUrl"] = self._rtsp_url()
         self.station, self.bell = station, bell
         self.relays = {lock.serial: relay for lock, relay in locks}
         self.driver.add_station(station)
@@ -158,11 +161,24 @@ class DoorBirdBackend(Backend):
         await self._start_events()
         self._tasks.spawn(self._refresh_picture())
         self._tasks.spawn(self._scan_history())
-        self._tasks.spawn(self._renew_sessions())
 
-    def _rtsp_url(self) -> str:
-        # a session id, never the password, so the URL can be handed to clients
-        return f"rtsp://{self.client.host}:554/mpeg/media.amp?sessionid={self._session}"
+    async def _notification_key(self) -> bytes:
+        """The key of event packets.  The session id that comes with it is invalidated at once:
+        nothing of the bridge needs one, and it opens the door as well as the password does."""
+        session, key = await self.client.session()
+        with contextlib.suppress(DoorBirdError):
+            await self.client.invalidate(session)
+        return packets.notification_key(key)
+
+    async def _station_addresses(self) -> frozenset[str]:
+        """Where the station's event packets come from: the host's addresses, resolved once."""
+        host = self.client.host.strip("[]")
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, None,
+                                                                  type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise Unreachable(f"{self.client.address}: cannot resolve {host}") from exc
+        return frozenset(_plain_address(str(info[4][0])) for info in found)
 
     # ------------------------------------------------------------------ events
     async def _start_events(self) -> None:
@@ -197,19 +213,40 @@ class DoorBirdBackend(Backend):
         await self._callbacks.register()
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        event = packets.decode(data, self._key, self.client.password)
-        if event is None or event.intercom_id != self.settings.username[:6]:
-            return  # keep-alives, garbage and other users' packets
-        now = time.monotonic()
-        key = (event.event, event.timestamp)
-        if key in self._seen:
-            return  # the device repeats every packet on every port
-        self._seen = {k: t for k, t in self._seen.items() if now - t < self.dedupe_seconds}
-        self._seen[key] = now
-        if event.is_motion:
-            self._motion(float(event.timestamp))
-        elif event.doorbell is not None:
-            self._ring(event.doorbell, float(event.timestamp))
+        """One packet from the event ports.  Anyone can send them, so the cheap checks come
+        first: the sender's address, the packet's shape, then decryption; a version 1 key is
+        derived off the event loop, and never for a station known to speak version 2."""
+        if not (self.settings.accept_events_from_any
+                or _plain_address(addr[0]) in self._senders):
+            return
+        version = packets.version(data)
+        if version == packets.V2 and self._key is not None:
+            event = packets.decode(data, self._key)
+            if event is not None and event.intercom_id == self.settings.username[:6]:
+                self._sends_v2 = True
+                self._deliver(event)
+        elif (version == packets.V1 and not self._sends_v2
+              and (packet := packets.parse_v1(data)) is not None):
+            self._v1_keys.open(packet, self._deliver)
+
+    def _deliver(self, event: packets.DoorBirdEvent) -> None:
+        """Report an authentic event once: not its repeats, not a replay of an old packet."""
+        if event.intercom_id != self.settings.username[:6] or self.driver is None:
+            return  # another user's packet, or one whose key was derived after stop
+        verdict = self._replays.check(event.event, event.timestamp)
+        if verdict == "stale":
+            now = time.monotonic()
+            if now - self._stale_logged_at >= STALE_LOG_SECONDS:
+                self._stale_logged_at = now
+                log.warning("DoorBird event packet from the station's past dropped: a replay, "
+                            "or the station's clock was set back",
+                            host=self.client.address, event=event.event)
+            return
+        if verdict == "new":
+            if event.is_motion:
+                self._motion(float(event.timestamp))
+            elif event.doorbell is not None:
+                self._ring(event.doorbell, float(event.timestamp))
 
     async def _monitor_loop(self) -> None:
         delay = self.retry_seconds
@@ -277,21 +314,6 @@ class DoorBirdBackend(Backend):
                 if moment is not None:
                     found.append(moment)
             self._history[event] = found
-
-    async def _renew_sessions(self) -> None:
-        """Session ids expire after ten minutes; the RTSP URL follows the fresh one."""
-        while True:
-            await asyncio.sleep(self.session_seconds)
-            try:
-                session, _ = await self.client.session()
-            except DoorBirdError:
-                continue
-            old, self._session = self._session, session
-            if self.driver is not None and self.bell is not None:
-                self.driver.update_property(self.bell, "rtspStreamUrl", self._rtsp_url())
-            if old:
-                with contextlib.suppress(DoorBirdError):
-                    await self.client.invalidate(old)
 
     # ------------------------------------------------------------------ availability
     async def _supervise(self, delay: float) -> None:
@@ -454,6 +476,17 @@ class DoorBirdBackend(Backend):
             "has_human": 0,
             "video_type": 0,
         }
+
+
+def _plain_address(text: str) -> str:
+    """One spelling per address: IPv4-mapped IPv6 as IPv4, no zone, canonical form."""
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def _bridge_error(exc: DoorBirdError, backend: DoorBirdBackend) -> BridgeError:

@@ -75,7 +75,8 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
     bell.define(p.MOTION_DETECTED, False)
     bell.define(DOORBELL_BUTTON, 1)
     bell.define(p.LIGHT.with_(key="light-on"), False)
-    bell.define(p.RTSP_STREAM.with_(default=True), True)
+    # the station's RTSP needs a credential in the URL: none is handed to clients
+    bell.define(p.RTSP_STREAM, False)
     bell.define(p.RTSP_STREAM_URL, "")
     bell.define(p.PICTURE, None)
     if sip is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 
 from nacl.bindings import (
     crypto_aead_chacha20poly1305_decrypt,
@@ -60,10 +59,13 @@ def notification_key(raw: str | bytes) -> bytes:
     return data[:32]
 
 
-@lru_cache(maxsize=64)
-def v1_key(password_prefix: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-    """Argon2i key of version 1 packets (cached: the derivation is deliberately slow)."""
-    return argon2i.kdf(32, password_prefix, salt, opslimit=opslimit, memlimit=memlimit)
+def v1_key(password: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """Argon2i key of version 1 packets, from the first five characters of the password.
+
+    Deliberately slow (tens of milliseconds at the interactive limits): never call it on the
+    event loop; :class:`bridge.backends.doorbird.v1keys.V1Keys` runs it in a worker thread.
+    """
+    return argon2i.kdf(32, password[:5].encode(), salt, opslimit=opslimit, memlimit=memlimit)
 
 
 def _plaintext(intercom_id: str, event: str, timestamp: int) -> bytes:
@@ -82,33 +84,70 @@ def encode_v2(key: bytes, intercom_id: str, event: str, timestamp: int,
 def encode_v1(password: str, intercom_id: str, event: str, timestamp: int,
               opslimit: int = argon2i.OPSLIMIT_MIN, memlimit: int = argon2i.MEMLIMIT_MIN) -> bytes:
     salt, nonce = os.urandom(16), os.urandom(8)
-    key = v1_key(password[:5].encode(), salt, opslimit, memlimit)
+    key = v1_key(password, salt, opslimit, memlimit)
     sealed = crypto_aead_chacha20poly1305_encrypt(
         _plaintext(intercom_id, event, timestamp), None, nonce, key)
     return _V1_HEADER.pack(IDENT + bytes([V1]), opslimit, memlimit, salt, nonce) + sealed
 
 
-def decode(packet: bytes, key: bytes | None, password: str | None = None) -> DoorBirdEvent | None:
-    """Decrypt one packet; None for keep-alives, other users' packets and anything garbled.
+def version(packet: bytes) -> int | None:
+    """The version of a well-formed event packet; None for keep-alives and garbage."""
+    if packet[:3] != IDENT or len(packet) < 4:
+        return None
+    if (packet[3], len(packet)) in ((V2, V2_SIZE), (V1, V1_SIZE)):
+        return packet[3]
+    return None
+
+
+def decode(packet: bytes, key: bytes) -> DoorBirdEvent | None:
+    """Decrypt one version 2 packet; None for anything else, other users' packets included.
 
     Packets for another user fail to decrypt (each user has a key of their own), so they are
     None too; callers still compare ``intercom_id`` with their user name.
     """
-    if len(packet) < 4 or packet[:3] != IDENT:
+    if version(packet) != V2:
         return None
+    return _open(packet[12:], packet[4:12], key)
+
+
+@dataclass(frozen=True, slots=True)
+class V1Packet:
+    """A version 1 packet before its key is known: the key costs an Argon2i derivation."""
+
+    opslimit: int
+    memlimit: int
+    salt: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+    @property
+    def derivation(self) -> tuple[bytes, int, int]:
+        """What the key depends on besides the password (the cache key of derived keys)."""
+        return self.salt, self.opslimit, self.memlimit
+
+    def open(self, key: bytes) -> DoorBirdEvent | None:
+        return _open(self.ciphertext, self.nonce, key)
+
+
+def parse_v1(packet: bytes) -> V1Packet | None:
+    """The header of a version 1 packet whose Argon2i cost is what DoorBird firmware sends.
+
+    The sender chooses opslimit and memlimit, so a packet asking for more than libsodium's
+    interactive limits (4 passes, 32 MiB) is refused unread: it can only be an attempt to make
+    the bridge burn CPU and memory.
+    """
+    if version(packet) != V1:
+        return None
+    _, ops, mem, salt, nonce = _V1_HEADER.unpack_from(packet)
+    if not (argon2i.OPSLIMIT_MIN <= ops <= argon2i.OPSLIMIT_INTERACTIVE
+            and argon2i.MEMLIMIT_MIN <= mem <= argon2i.MEMLIMIT_INTERACTIVE):
+        return None
+    return V1Packet(ops, mem, salt, nonce, packet[_V1_HEADER.size:])
+
+
+def _open(ciphertext: bytes, nonce: bytes, key: bytes) -> DoorBirdEvent | None:
     try:
-        if packet[3] == V2 and len(packet) == V2_SIZE and key is not None:
-            plain = crypto_aead_chacha20poly1305_decrypt(packet[12:], None, packet[4:12], key)
-        elif packet[3] == V1 and len(packet) == V1_SIZE and password:
-            _, ops, mem, salt, nonce = _V1_HEADER.unpack_from(packet)
-            if not (argon2i.OPSLIMIT_MIN <= ops <= argon2i.OPSLIMIT_MAX
-                    and argon2i.MEMLIMIT_MIN <= mem <= 256 * 1024 * 1024):
-                return None
-            derived = v1_key(password[:5].encode(), salt, ops, mem)
-            plain = crypto_aead_chacha20poly1305_decrypt(
-                packet[_V1_HEADER.size:], None, nonce, derived)
-        else:
-            return None
+        plain = crypto_aead_chacha20poly1305_decrypt(ciphertext, None, nonce, key)
     except CryptoError:
         return None
     intercom, event, timestamp = _PLAINTEXT.unpack(plain)
