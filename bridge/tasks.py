@@ -26,12 +26,19 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
-              ) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
+              awaited: bool = False) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task of this owner.  ``awaited``: somebody awaits the task and
+        handles its errors, so they are not logged here."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._ended)
+        task.add_done_callback(self._ended_awaited if awaited else self._ended)
         return task
+
+    def _ended_awaited(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every waiter gave up
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -20,7 +20,7 @@ from bridge.logs import LogRecord, hub
 from bridge.settings import load_settings
 from bridge.storage import StateStore
 from bridge.tasks import BackgroundTasks
-from tests.doubles import DoorbellBackend
+from tests.doubles import LOCK, DoorbellBackend
 from tests.wsclient import Client
 
 STORM = ["driver.disconnect", "driver.poll_refresh", "driver.connect", "driver.disconnect",
@@ -265,3 +265,25 @@ async def test_state_is_saved_off_the_event_loop_and_the_directory_made_private(
     assert json.loads((directory / "cursor.json").read_text()) == {"n": 2}
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "cursor.json").stat().st_mode) == 0o600
+
+
+class SlowRelay(DoorbellBackend):
+    """A door relay that takes a moment to answer, like a real one on a busy LAN."""
+
+    async def run_command(self, entity: Any, command: str, params: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.3)
+        return await super().run_command(entity, command, params)
+
+
+async def test_a_flood_of_the_same_unlock_costs_the_device_one_request(bridge_factory):
+    backend = SlowRelay()
+    bridge = await bridge_factory([backend])
+    clients = [await Client.connect(bridge.url, schema=21) for _ in range(4)]
+    replies = await asyncio.gather(*(c.command("device.unlock", serialNumber=LOCK)
+                                     for c in clients for _ in range(5)))
+    assert all(r["success"] for r in replies), replies
+    assert backend.commands == [(LOCK, "unlock", {})]
+    await clients[0].ok("device.unlock", serialNumber=LOCK)  # a later one is a new request
+    assert len(backend.commands) == 2
+    for client in clients:
+        await client.close()

@@ -64,6 +64,8 @@ class Driver:
         self.http_routes: dict[str, HttpHandler] = {}
         self._tasks = BackgroundTasks("driver")
         self._refreshing: dict[Backend, asyncio.Task[Any]] = {}
+        self._commands = BackgroundTasks("driver commands")
+        self._in_flight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
         # a backend's start must end (or fail) before a command waiting on it times out
         self.lifecycle = Lifecycle(self, start_timeout=backend_timeout,
                                    stop_timeout=stop_timeout,
@@ -76,7 +78,10 @@ class Driver:
 
     async def stop(self) -> None:
         """Stop every backend and the lifecycle runner (the bridge is shutting down)."""
-        await self.lifecycle.close()
+        try:
+            await self.lifecycle.close()
+        finally:
+            await self._commands.cancel_all()
 
     async def connect(self) -> bool:
         """``driver.connect``: the backends run when this answers, unless a later
@@ -271,7 +276,9 @@ class Driver:
         value = meta.check(value)
         if entity.backend is None:
             raise NotSupported(f"{name} cannot be written on {entity.serial}")
-        await entity.backend.set_property(entity, name, value)
+        backend = entity.backend
+        await self._once(("write", entity.serial, name, repr(value)),
+                         lambda: backend.set_property(entity, name, value))
         if meta.readable:  # a write-only value (a passcode) is never kept or echoed
             self.update_property(entity, name, value)
 
@@ -279,7 +286,25 @@ class Driver:
         """Carry out an action the entity lists; anything else is ``device_not_supported``."""
         if command not in entity.commands or entity.backend is None:
             raise NotSupported(f"{entity.serial} does not support {command}")
-        return await entity.backend.run_command(entity, command, params)
+        backend = entity.backend
+        key = ("run", entity.serial, command, repr(sorted(params.items())))
+        return await self._once(key, lambda: backend.run_command(entity, command, params))
+
+    async def _once(self, key: tuple[str, ...], call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a vendor call, or join the identical one already in flight.
+
+        A flood of the same command (a client retrying an unlock, a page clicked twenty times)
+        then costs the device one request, not twenty: DoorBird stations lock users out when
+        flooded.  Every caller gets the same outcome; one caller giving up (its command timed
+        out) does not cancel the call for the others.
+        """
+        task = self._in_flight.get(key)
+        if task is None:
+            task = self._commands.spawn(call(), name=f"{key[0]} {key[2]} on {key[1]}",
+                                        awaited=True)
+            self._in_flight[key] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await asyncio.shield(task)
 
     async def get_voices(self, device: Device) -> dict[str, Any]:
         if device.backend is None:
