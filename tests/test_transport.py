@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 
+import pytest
 import websockets
 
 from tests.wsclient import Client
@@ -126,3 +127,49 @@ async def test_a_client_that_never_reads_is_not_read_either(bridge):
     writer.transport.resume_reading()
     writer.close()
     assert await still_serving(bridge)
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Wait for ``condition()`` to hold, generously: the machine may be busy."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_the_connection_after_the_cap_is_refused_with_503(bridge_factory):
+    bridge = await bridge_factory([], max_connections=3)
+    clients = [await Client.connect(bridge.url) for _ in range(3)]
+    with pytest.raises(websockets.InvalidStatus) as caught:
+        await websockets.connect(bridge.url)
+    assert caught.value.response.status_code == 503
+    reader, writer = await raw_connection(bridge)  # plain HTTP is counted too
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    assert (await read_all(reader)).startswith(b"HTTP/1.1 503")
+    await clients.pop().close()
+    await until(lambda: len(bridge.server.connections) == 2)
+    newcomer = await Client.connect(bridge.url, schema=21)
+    assert await newcomer.ok("driver.is_connected") == {"connected": True}
+    for client in [*clients, newcomer]:
+        await client.close()
+
+
+async def test_a_peer_that_never_finishes_its_handshake_is_dropped(bridge):
+    assert bridge.server.handshake_timeout == 10.0
+    bridge.server.handshake_timeout = 0.3
+    reader, writer = await raw_connection(bridge)
+    writer.write(UPGRADE[:40])  # a request line and part of a header, then nothing
+    assert await read_all(reader, timeout=10) == b""
+    idle_reader, _ = await raw_connection(bridge)  # nothing at all
+    assert await read_all(idle_reader, timeout=10) == b""
+    assert await still_serving(bridge)  # a prompt client is not hurried by the deadline
+
+
+async def test_messages_up_to_one_mebibyte_are_taken(bridge):
+    assert bridge.server.max_message_size == 1024 * 1024
+    padding = "x" * (1024 * 1024 - 100)
+    async with websockets.connect(bridge.url, max_size=None) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"messageId": "big", "command": "driver.is_connected",
+                                  "padding": padding}))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert reply["messageId"] == "big"

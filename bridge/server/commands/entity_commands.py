@@ -7,10 +7,35 @@ actions may answer ``device_not_supported``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import structlog
+
 from bridge.driver import Device
-from bridge.driver.errors import NotSupported
+from bridge.driver.errors import BridgeError, NotSupported
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
+
+audit = structlog.get_logger(component="bridge.audit")
+
+AUDITED_COMMANDS = frozenset({"unlock", "open", "lock_device"})
+AUDITED_PROPERTIES = frozenset({"locked", "relayPasscode"})
+"""What opens a door or changes how it opens: every such request is logged at info with the
+client's address, so that who opened the door can be found out afterwards."""
+
+T = TypeVar("T")
+
+
+async def _audited(req: Request, action: str, work: Awaitable[T], **what: Any) -> T:
+    """Log the request before it runs (a hung backend still leaves a trace) and a failure."""
+    fields = {"peer": req.conn.peer, "action": action, "serialNumber": req.entity.serial, **what}
+    audit.info("door action", **fields)
+    try:
+        return await work
+    except BridgeError as error:
+        audit.info("door action failed", code=error.code, **fields)
+        raise
 
 
 def _serial(req: Request) -> Result:
@@ -57,7 +82,13 @@ def has_command(req: Request) -> Result:
 @handles("station.set_property", "device.set_property")
 async def set_property(req: Request) -> Result:
     name = shaping.property_name_in(req.params["name"], req.schema)
-    await req.driver.write_property(req.entity, name, req.params["value"])
+    write = req.driver.write_property(req.entity, name, req.params["value"])
+    if name in AUDITED_PROPERTIES:
+        # a passcode's value is never logged, only that it was written
+        shown = {"value": req.params["value"]} if name == "locked" else {}
+        await _audited(req, f"set {name}", write, **shown)
+    else:
+        await write
     return {}
 
 
@@ -105,8 +136,17 @@ async def generic_action(req: Request) -> Result:
         if req.spec.sets_property not in req.entity.metadata:
             raise NotSupported(f"{req.entity.serial} has no {req.spec.sets_property}")
         value = req.params["mode" if "mode" in req.params else "value"]
-        await req.driver.write_property(req.entity, req.spec.sets_property, value)
+        write = req.driver.write_property(req.entity, req.spec.sets_property, value)
+        if req.spec.sets_property in AUDITED_PROPERTIES:
+            shown = {"value": value} if req.spec.sets_property == "locked" else {}
+            await _audited(req, req.spec.short_name, write, **shown)
+        else:
+            await write
         return {}
     params = {k: v for k, v in req.params.items() if k != "serialNumber"}
-    result = await req.driver.run_command(req.entity, req.spec.short_name, params)
+    run = req.driver.run_command(req.entity, req.spec.short_name, params)
+    if req.spec.short_name in AUDITED_COMMANDS:
+        result = await _audited(req, req.spec.short_name, run)
+    else:
+        result = await run
     return result if isinstance(result, dict) else {}
