@@ -17,8 +17,11 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER bridge
 VOLUME /data
 EXPOSE 3000
+# /healthz over http, or over https when server.tls_cert is set (the certificate is the
+# bridge's own, so it is not verified here).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python3", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["python3", "-c", "import ssl, sys, urllib.request as u\nc = ssl.create_default_context()\nc.check_hostname = False\nc.verify_mode = ssl.CERT_NONE\nfor s in ('http', 'https'):\n    try:\n        sys.exit(u.urlopen(s + '://127.0.0.1:3000/healthz', timeout=2, context=c).status != 200)\n    except OSError:\n        pass\nsys.exit(1)"]
 # Inside the container the bridge listens on every address; configuration comes from
-# EUFY_BRIDGE_* variables or a mounted file named by EUFY_BRIDGE_CONFIG.
+# EUFY_BRIDGE_* variables or a mounted file named by EUFY_BRIDGE_CONFIG. Give it a client token
+# (EUFY_BRIDGE_SERVER__AUTH_TOKEN): it warns at start without one.
 CMD ["eufy-bridge", "--host", "0.0.0.0", "--data-dir", "/data", "--log-format", "json"]
