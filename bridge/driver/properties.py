@@ -55,6 +55,7 @@ VIDEO_STREAMING_QUALITY = P(
     "videoStreamingQuality", "Video streaming quality", "number", writeable=True
 )
 
+
 def define_station(station: Station, *, name: str, model: str, hardware: str, software: str,
                    type_: int, mac_address: str, lan_ip_address: str) -> None:
     """Every key the reference server's station state has (``StationState``): clients such as
@@ -93,7 +94,7 @@ def _define_identity(entity: Entity, name: str, model: str, hardware: str, softw
 
 OTHER_EUFY_NAMES = frozenset(
     {
-        "stationSerialNumber", "battery", "batteryTemperature", "batteryLow",
+        "battery", "batteryTemperature", "batteryLow",
         "batteryIsCharging", "lastChargingDays", "lastChargingTotalEvents",
         "lastChargingRecordedEvents", "lastChargingFalseEvents", "batteryUsageLastWeek",
         "state", "soundDetected", "petDetected", "cryingDetected", "sensorOpen",
