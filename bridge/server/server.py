@@ -189,7 +189,6 @@ class BridgeServer:
         if refusal is not None:
             return self._refuse(conn, request, url.path, refusal)
         query = dict(parse_qsl(url.query))
-        query.pop("token", None)  # the client token is no route's business
         try:
             status, content_type, body = handler(url.path, query)
         except Exception:
