@@ -202,9 +202,12 @@ async def test_webhooks_bring_events_and_are_removed_on_shutdown(make_rig):
     assert bytes(picture["value"]["data"]["data"][:2]) == b"\xff\xd8"
     await rig.sim_post(f"/_sim/devices/{rig.device_id(BACK)}/offline")
     assert (await client.event("disconnected"))["serialNumber"] == BACK
-    await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/telemetry?signal_level=-77")
+    await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/telemetry?signal_level=-77"
+                       "&ip_address=127.0.0.77")
     change = await client.event("property changed", name="wifiRssi", serialNumber=FRONT)
     assert change["value"] == -77
+    moved = await client.event("property changed", name="lanIpAddress", serialNumber=FRONT)
+    assert moved["value"] == "127.0.0.77"
     await rig.backend.stop()
     assert rig.cloud.triggers == {}
 

@@ -192,7 +192,8 @@ class SkyBellBackend(Backend):
                 self.driver.update_property(bell, setting.meta.name,
                                             setting.to_property(settings[setting.key]))
         telemetry = detail.get("telemetry") or {}
-        entities.apply_telemetry(bell, telemetry, self.driver.update_property)
+        entities.apply_telemetry(bell, telemetry, self.driver.update_property,
+                                 station=self.stations.get(device_id))
         self._remember_address(device_id, telemetry)
         self.driver.set_station_connected(bell.serial, entities.online(detail))
 
@@ -396,7 +397,8 @@ class SkyBellBackend(Backend):
         elif event == "availability":
             self.driver.set_station_connected(bell.serial, detail.get("state") == "connected")
         elif event == "telemetry":
-            entities.apply_telemetry(bell, detail, self.driver.update_property)
+            entities.apply_telemetry(bell, detail, self.driver.update_property,
+                                     station=self.stations.get(device_id))
             self._remember_address(device_id, detail)
 
     # ------------------------------------------------------------------ writes

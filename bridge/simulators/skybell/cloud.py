@@ -159,9 +159,13 @@ class SimDevice:
     signal_level: int | None = None
     """Fixed Wi-Fi signal in dBm; None lets it drift a little with time."""
 
+    lan_address: str | None = None
+    """The doorbell's LAN address; None for 127.0.0.<index>, where its LAN packets come
+    from."""
+
     @property
     def ip_address(self) -> str:
-        return f"127.0.0.{self.index}"
+        return self.lan_address or f"127.0.0.{self.index}"
 
     @property
     def name(self) -> str:

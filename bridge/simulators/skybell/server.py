@@ -415,6 +415,8 @@ class SkyBellSimulator:
         if action == "telemetry":
             if "signal_level" in request.query:
                 device.signal_level = int(request.query["signal_level"])
+            if "ip_address" in request.query:  # the doorbell moved on the LAN
+                device.lan_address = request.query["ip_address"]
             self.cloud.telemetry(device)
             return web.json_response({"ok": True})
         kind = "doorbell" if action == "ring" else "motion"
