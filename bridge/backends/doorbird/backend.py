@@ -90,10 +90,17 @@ class DoorBirdBackend(Backend):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._check_now = asyncio.Event()
         self._callbacks: HttpCallbacks | None = None
+        self._started = False
+        self._start_task: asyncio.Task[Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._start_task = asyncio.current_task()
         self.driver = driver
+        self.client.open()
         first_check = self.health_seconds
         try:
             await self._discover()
@@ -103,13 +110,18 @@ class DoorBirdBackend(Backend):
         except DoorBirdError as exc:
             self._report(exc)
             first_check = self.retry_seconds
-        self._tasks.spawn(self._supervise(first_check))
+        self._tasks.spawn(self._supervise(first_check), name="doorbird supervisor")
 
     async def stop(self) -> None:
-        if self._callbacks is not None:
-            with contextlib.suppress(DoorBirdError):
-                await self._callbacks.unregister()
-            self._callbacks = None
+        """Idempotent; cancels a start still in progress.  Loops end before the client is
+        released, so that nothing of this backend talks to the device afterwards."""
+        if not self._started:
+            return
+        self._started = False
+        start, self._start_task = self._start_task, None
+        if start is not None and start is not asyncio.current_task() and not start.done():
+            start.cancel()
+            await asyncio.wait([start])
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -118,6 +130,10 @@ class DoorBirdBackend(Backend):
             handle.cancel()
         self._timers.clear()
         await self._tasks.cancel_all()
+        if self._callbacks is not None:
+            with contextlib.suppress(DoorBirdError):
+                await self._callbacks.unregister()
+            self._callbacks = None
         await self.client.close()
 
     @property
@@ -268,6 +284,8 @@ class DoorBirdBackend(Backend):
             except DoorBirdError as exc:
                 log.debug("monitor stream ended", reason=str(exc))
                 self._check_now.set()
+            except Exception:  # a bug or a garbled stream must not end event delivery
+                log.exception("monitor stream failed")
             finally:
                 self._monitor_up = False
             await asyncio.sleep(delay)
@@ -341,6 +359,9 @@ class DoorBirdBackend(Backend):
                 self._lost(exc)
                 delay = min(max(delay, self.retry_seconds) * 2, self.max_retry_seconds) \
                     if delay < self.health_seconds else self.retry_seconds
+            except Exception:  # a bug or a garbled answer must not end supervision
+                log.exception("DoorBird supervision step failed")
+                delay = self.max_retry_seconds
 
     def _lost(self, exc: DoorBirdError) -> None:
         if self.station is not None and self.station.connected and self.driver is not None:
