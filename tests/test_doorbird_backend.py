@@ -237,8 +237,8 @@ async def test_reboot_disconnects_and_reconnects_the_station(rig):
     client = await rig.client()
     await client.ok("station.reboot", serialNumber=BELL)
     assert rig.device.restarts == 0 or rig.device.restarts == 1
-    await client.event("disconnected", timeout=5)
-    await client.event("connected", timeout=5)
+    await client.event("disconnected")
+    await client.event("connected")
     assert rig.device.restarts == 1
     assert (await client.ok("station.is_connected", serialNumber=BELL))["connected"] is True
 
@@ -331,11 +331,11 @@ async def test_an_unreachable_device_is_disconnected_then_refreshed(rig):
     client = await rig.client()
     rig.device.go_offline()
     assert await client.error("device.unlock", serialNumber=RELAY1) == "station_not_connected"
-    await client.event("disconnected", serialNumber=BELL, timeout=5)
+    await client.event("disconnected", serialNumber=BELL)
     rig.device.sip["spk_volume"] = 40  # changed while away
     rig.device.offline = False
-    await client.event("connected", serialNumber=BELL, timeout=5)
-    change = await client.event("property changed", name="speakerVolume", timeout=5)
+    await client.event("connected", serialNumber=BELL)
+    change = await client.event("property changed", name="speakerVolume")
     assert change["value"] == 40
 
 

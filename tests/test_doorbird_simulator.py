@@ -260,7 +260,7 @@ async def test_schedules_call_the_http_favorites(simulator, aiohttp_free_server)
         {"event": "http", "param": fav, "enabled": "0", "schedule": {}}]})
     await device.ring(1)
     await device.motion()
-    async with asyncio.timeout(3):
+    async with asyncio.timeout(20):
         while not calls:
             await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)

@@ -16,7 +16,7 @@ from bridge.backends.skybell.client import SkyBellClient
 from bridge.settings import SkyBellSettings
 from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
 from bridge.storage import StateStore
-from tests.wsclient import Client
+from tests.wsclient import PATIENCE, Client
 
 FRONT, BACK = "A3BAB00001", "A3BAB00002"
 
@@ -185,10 +185,10 @@ async def test_polling_alone_brings_events(make_rig):
     rig = await make_rig(lan=False)
     client = await rig.client()
     await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/motion")
-    event = await client.event("motion detected", state=True, timeout=3)
+    event = await client.event("motion detected", state=True)
     assert event["serialNumber"] == FRONT
     await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/person")
-    person = await client.event("person detected", state=True, timeout=3)
+    person = await client.event("person detected", state=True)
     assert person["serialNumber"] == FRONT
 
 
@@ -265,7 +265,7 @@ async def test_an_offline_doorbell(make_rig):
         "station_connection_timeout"
     assert (await client.event("disconnected"))["serialNumber"] == FRONT
     rig.cloud.set_online(rig.cloud.devices[rig.device_id(FRONT)], True)
-    assert (await client.event("connected", timeout=3))["serialNumber"] == FRONT
+    assert (await client.event("connected"))["serialNumber"] == FRONT
     await client.ok("station.reboot", serialNumber=FRONT)
     assert rig.cloud.devices[rig.device_id(FRONT)].reboots == 1
 
@@ -287,12 +287,12 @@ async def test_a_restart_neither_loses_nor_repeats_an_event(make_rig):
     client = await first.client()
     front = first.device_id(FRONT)
     await first.sim_post(f"/_sim/devices/{front}/ring")
-    await client.event("rings", state=True, timeout=3)
+    await client.event("rings", state=True)
     await first.backend.stop()
     await first.sim_post(f"/_sim/devices/{front}/motion")  # while the bridge is away
     second = await make_rig(lan=False, sim=first.sim, data_dir=first.data_dir)
     later = await second.client()
-    assert (await later.event("motion detected", state=True, timeout=3))["serialNumber"] \
+    assert (await later.event("motion detected", state=True))["serialNumber"] \
         == FRONT
     await asyncio.sleep(1.0)
     assert [e for e in later.drain() if e["event"] == "rings"] == []
@@ -345,8 +345,8 @@ async def test_a_cloud_down_at_start_is_caught_up_with(make_rig, sims):
     rig = await make_rig(sim=sim, lan=False, webhooks=True, poll=0.2)
     client = await rig.client()
     assert client.state["devices"] == []
-    assert (await client.event("device added", timeout=3))["device"] == FRONT
-    async with asyncio.timeout(3):
+    assert (await client.event("device added"))["device"] == FRONT
+    async with asyncio.timeout(PATIENCE):
         while len(rig.cloud.triggers) < 2:
             await asyncio.sleep(0.05)
     await rig.sim_post(f"/_sim/devices/{rig.device_id(FRONT)}/ring")

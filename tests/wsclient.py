@@ -11,6 +11,10 @@ import websockets
 
 _ids = itertools.count(1)
 
+PATIENCE = 20.0
+"""How long a test waits for something that should happen.  Generous on purpose: waits end
+as soon as their condition holds, and the machines running the suite may be busy."""
+
 
 class Client:
     def __init__(self, ws: websockets.ClientConnection, version: dict[str, Any]) -> None:
@@ -50,7 +54,7 @@ class Client:
         finally:
             self.closed.set()
 
-    async def send(self, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    async def send(self, message: dict[str, Any], timeout: float = PATIENCE) -> dict[str, Any]:
         message_id = message.setdefault("messageId", f"m{next(_ids)}")
         future = asyncio.get_running_loop().create_future()
         self.results[message_id] = future
@@ -70,7 +74,7 @@ class Client:
         assert reply["success"] is False, reply
         return reply["errorCode"]
 
-    async def event(self, event: str, timeout: float = 3.0, **match: Any) -> dict[str, Any]:
+    async def event(self, event: str, timeout: float = PATIENCE, **match: Any) -> dict[str, Any]:
         """The next event of that name (and matching fields); earlier others are skipped."""
         async with asyncio.timeout(timeout):
             while True:
@@ -96,5 +100,5 @@ async def exchange(url: str, *frames: str | bytes) -> list[str]:
         answers = []
         for frame in frames:
             await ws.send(frame)
-            answers.append(await asyncio.wait_for(ws.recv(), 5))
+            answers.append(await asyncio.wait_for(ws.recv(), PATIENCE))
         return answers
