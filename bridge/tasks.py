@@ -73,3 +73,26 @@ def foreign_cancellation() -> bool:
     """
     task = asyncio.current_task()
     return task is None or task.cancelling() == 0
+
+
+class InFlight:
+    """The requests a vendor client has in flight, ended together when the client closes.
+
+    Closing an aiohttp session does not end a request already holding a connection: it would
+    wait for its read timeout, long after its backend stopped.  Each request runs as a task of
+    its own here, so that closing cancels them all at once; their callers see a cancellation
+    that is not theirs (:func:`foreign_cancellation`) and report the device unreachable.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await task  # cancelling the caller cancels the request too
+
+    def cancel_all(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()

@@ -287,3 +287,57 @@ async def test_a_flood_of_the_same_unlock_costs_the_device_one_request(bridge_fa
     assert len(backend.commands) == 2
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def silent_server():
+    """A TCP server that accepts and never answers: requests to it stay in flight."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_closing_a_vendor_client_ends_its_requests_as_unreachable(silent_server):
+    from bridge.backends.doorbird.client import DoorBirdClient, Unreachable
+    from bridge.backends.skybell.client import CloudUnavailable, SkyBellClient
+
+    doorbird = DoorBirdClient(silent_server, "user", "secret", connection_interval=0)
+    skybell = SkyBellClient(f"http://{silent_server}", api_key="key", retries=0)
+    # more requests than connections: some wait in the pool, where closing cancels them
+    calls = [asyncio.ensure_future(doorbird.info()) for _ in range(6)] + \
+        [asyncio.ensure_future(skybell.devices()) for _ in range(3)]
+    await asyncio.sleep(0.3)
+    await doorbird.close()
+    await skybell.close()
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 20)
+    assert [type(o) for o in outcomes] == [Unreachable] * 6 + [CloudUnavailable] * 3
+    with pytest.raises(Unreachable):
+        await doorbird.info()  # a closed client opens no new session
+    assert doorbird._session is None
+
+
+class StuckStop(DoorbellBackend):
+    async def stop(self) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_shutdown_ends_within_its_limit_even_when_a_backend_will_not_stop():
+    from bridge.app import SHUTDOWN_SECONDS
+
+    bridge = Bridge(load_settings(**{"server.port": 0}), backends=[StuckStop(), SlowStart(0)])
+    await bridge.start()
+    client = await Client.connect(bridge.url, schema=21)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(bridge.stop(), SHUTDOWN_SECONDS * 4)
+    assert loop.time() - began < SHUTDOWN_SECONDS * 2
+    assert bridge.driver.connected is False
+    await client.close()

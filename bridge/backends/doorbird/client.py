@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 import structlog
 
-from bridge.tasks import foreign_cancellation
+from bridge.tasks import InFlight, foreign_cancellation
 
 log = structlog.get_logger(component="backend.doorbird")
 
@@ -73,6 +73,7 @@ class DoorBirdClient:
         self._connection_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._in_flight = InFlight()
         self.requests = 0
         self.errors = 0
 
@@ -111,6 +112,7 @@ class DoorBirdClient:
     async def close(self) -> None:
         """Refuse new requests and end those in flight with :class:`Unreachable`."""
         self._closed = True
+        self._in_flight.cancel_all()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -124,14 +126,8 @@ class DoorBirdClient:
         for attempt in range(self._busy_retries + 1):
             self.requests += 1
             try:
-                async with self._http().request(
-                        method, url, params=params,
-                        data=orjson.dumps(json) if json is not None else None,
-                        headers={"Content-Type": "application/json"} if json is not None
-                        else None) as response:
-                    body = await response.read()
-                    status = response.status
-                    headers = response.headers
+                status, headers, body = await self._in_flight.run(
+                    self._exchange(method, url, params, json))
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     TimeoutError) as exc:
                 self.errors += 1
@@ -148,6 +144,15 @@ class DoorBirdClient:
                 continue
             return self._check(status, headers, body, path)
         raise AssertionError("unreachable")
+
+    async def _exchange(self, method: str, url: str, params: dict[str, Any] | None,
+                        json: Any) -> tuple[int, Any, bytes]:
+        async with self._http().request(
+                method, url, params=params,
+                data=orjson.dumps(json) if json is not None else None,
+                headers={"Content-Type": "application/json"} if json is not None
+                else None) as response:
+            return response.status, response.headers, await response.read()
 
     def _check(self, status: int, headers: Any, body: bytes, path: str
                ) -> tuple[int, Any, bytes]:

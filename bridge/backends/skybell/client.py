@@ -16,7 +16,7 @@ import aiohttp
 import structlog
 
 from bridge.storage import StateStore
-from bridge.tasks import foreign_cancellation
+from bridge.tasks import InFlight, foreign_cancellation
 
 log = structlog.get_logger(component="backend.skybell")
 
@@ -67,6 +67,7 @@ class SkyBellClient:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._in_flight = InFlight()
         self._tokens: dict[str, Any] = {}
         self._auth_lock = asyncio.Lock()
         self.logins = 0
@@ -90,6 +91,7 @@ class SkyBellClient:
     async def close(self) -> None:
         """Refuse new requests and end those in flight with :class:`CloudUnavailable`."""
         self._closed = True
+        self._in_flight.cancel_all()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -187,13 +189,8 @@ class SkyBellClient:
             headers = await self._headers() if auth else {}
             self.requests += 1
             try:
-                async with self._http().request(method, url, params=params, json=json,
-                                                headers=headers) as response:
-                    status = response.status
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
+                status, body = await self._in_flight.run(
+                    self._exchange(method, url, params, json, headers))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.errors += 1
                 if attempt < self._retries:
@@ -219,6 +216,15 @@ class SkyBellClient:
                 raise CloudRefused(status, message or "refused")
             return body.get("data") if isinstance(body, dict) else body
         raise AssertionError("unreachable")
+
+    async def _exchange(self, method: str, url: str, params: dict[str, Any] | None,
+                        json: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        async with self._http().request(method, url, params=params, json=json,
+                                        headers=headers) as response:
+            try:
+                return response.status, await response.json(content_type=None)
+            except ValueError:
+                return response.status, None
 
     # ------------------------------------------------------------------ the API
     async def devices(self) -> list[dict[str, Any]]:
