@@ -444,7 +444,7 @@ class SkyBellCloud:
 
     async def _video_ready(self, device: SimDevice, activity: dict[str, Any]) -> None:
         await asyncio.sleep(0.5)
-        video = self.video()
+        video = await self.video()
         self.fire(device, "vready", {"detail": {"activity_id": activity["activity_id"],
                                                 "size": len(video),
                                                 "device_id": device.device_id}})
@@ -502,10 +502,12 @@ class SkyBellCloud:
                 self.event(device, kind, person=kind == "motion" and random.random() < 0.5)
 
     # ------------------------------------------------------------------ media
-    def video(self) -> bytes:
-        """A short H.264 MP4 clip, encoded once."""
+    async def video(self) -> bytes:
+        """A short H.264 MP4 clip, encoded once, on a worker thread: in demo mode the
+        simulator shares the bridge's event loop."""
         if self._video_cache is None:
-            self._video_cache = encode_clip(Camera(width=320, height=256))
+            self._video_cache = await asyncio.to_thread(encode_clip, Camera(width=320,
+                                                                             height=256))
         return self._video_cache
 
     def video_url(self, activity_id: str) -> str:

@@ -385,7 +385,7 @@ class SkyBellSimulator:
         if grant is None or grant[0] != request.match_info["activity_id"] \
                 or time.time() > grant[1]:
             return web.Response(status=403, text="AccessDenied: the URL expired")
-        return web.Response(body=self.cloud.video(), content_type="video/mp4")
+        return web.Response(body=await self.cloud.video(), content_type="video/mp4")
 
     # ------------------------------------------------------------------ locations
     async def locations_list(self, request: web.Request) -> web.Response:
