@@ -232,6 +232,8 @@ async def test_a_true_surprise_is_unknown_error_and_is_logged(connect, backend, 
     await logger.ok("driver.start_listening_logs")
     client = await connect()
     assert await client.error("device.unlock", serialNumber=LOCK) == "unknown_error"
+    audit = (await logger.event("logging"))["message"]
+    assert audit["message"] == "door action"  # an unlock is logged before it is tried
     record = (await logger.event("logging"))["message"]
     assert record["message"] == "command failed unexpectedly"
     assert record["meta"]["logLevel"] == "error"
