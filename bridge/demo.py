@@ -140,8 +140,9 @@ class Demo:
         server.http_routes["/demo/devices"] = devices
         server.action_routes.update({f"/demo/{a}": act for a in actions})
 
-    def describe(self, url: str) -> str:
-        page = url.replace("ws", "http", 1)
+    def describe(self, url: str, token: bool = False) -> str:
+        """Where to connect; with a client token set, where it goes (never the token)."""
+        page = url.replace("ws", "http", 1) + ("/#token=TOKEN" if token else "/")
         bird = self.doorbird
         lines = [
             "",
@@ -149,7 +150,7 @@ class Demo:
             "doorbells) on loopback.",
             f"  eufy clients:  {url}  (Home Assistant: Eufy Security integration, this host "
             "and port)",
-            f"  the house:     {page}/  (ring, move, take devices offline)",
+            f"  the house:     {page}  (ring, move, take devices offline)",
             f"  ring DoorBird: curl -X POST '{bird.url}/_sim/ring?n=1'",
         ]
         for device in self.skybell.cloud.devices.values():
@@ -166,6 +167,7 @@ async def run_demo(base: Settings, visitors: float | None) -> None:
     try:
         bridge = Bridge(demo.settings(base))
         demo.install(bridge.server)
-        await bridge.run(ready=lambda: print(demo.describe(bridge.url), flush=True))
+        token = bridge.server.access.token_required
+        await bridge.run(ready=lambda: print(demo.describe(bridge.url, token), flush=True))
     finally:
         await demo.stop()
