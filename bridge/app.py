@@ -44,6 +44,7 @@ class Bridge:
             send_buffer_limit=server.send_buffer_limit,
             max_message_size=server.max_message_size,
             max_connections=server.max_connections,
+            max_in_flight=server.max_in_flight,
             access=Access(
                 token=server.auth_token.get_secret_value() if server.auth_token else None,
                 allowed_hosts=server.allowed_hosts,

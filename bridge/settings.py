@@ -78,6 +78,11 @@ class ServerSettings(_Section):
         ge=1024,
         description="Largest message a client may send, in bytes (larger closes with 1009).",
     )
+    max_in_flight: int = Field(
+        64, ge=1, le=10000,
+        description="Commands one connection may have waiting for a backend; its further "
+        "messages are read when one ends.",
+    )
     auth_token: SecretStr | None = Field(
         None,
         description="Token clients must present (Authorization: Bearer, or ?token=). "

@@ -4,12 +4,21 @@ Working on the sans-I/O layer lets the server handle every complete message sync
 ``data_received`` (queries answer without a single task switch) and write everything a burst
 of messages produced with one system call. Keep-alive pings, the close handshake and
 back-pressure are handled here; what the messages mean is the server's business.
+
+Once the connection is open, the frames that carry nearly all the traffic (complete, masked
+text or binary frames within the size limit) are split and unmasked here, and answers are
+framed here: the engine's per-frame objects cost more than answering ``driver.is_connected``.
+Everything else (pings, pongs, close frames) is handed to the engine frame by frame, and
+anything unusual (fragments, reserved bits, oversized or unmasked frames) hands the rest of the
+connection to it, so the protocol's rules stay the engine's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import struct
+from collections import deque
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,28 +27,59 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from bridge.server.session import Session
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the C extension is missing on exotic platforms
+    from websockets.utils import apply_mask
+
 if TYPE_CHECKING:
     from bridge.server.server import BridgeServer
 
 log = structlog.get_logger(component="bridge.server")
 
 CLOSE_TIMEOUT = 5.0
+FLUSH_BYTES = 64 * 1024
+"""Answers a burst has produced beyond this are written at once, so that the transport can
+say it is full before the burst has produced more."""
+MAX_REQUEST_HEAD = 16 * 1024
+"""Beyond this without the end of the HTTP request, the engine gets the bytes as they come."""
+_DATA_FRAMES = (0x81, 0x82)  # FIN, no reserved bits, text or binary
+_CONTROL_FRAMES = (0x88, 0x89, 0x8A)  # close, ping, pong
+_SHORT_HEADERS = tuple(bytes((0x81, size)) for size in range(126))
+
+
+def _text_header(size: int) -> bytes:
+    """An unmasked server text frame's header for a payload of ``size`` bytes."""
+    if size < 126:
+        return _SHORT_HEADERS[size]
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size)
+    return struct.pack("!BBQ", 0x81, 127, size)
 
 
 class Connection(asyncio.Protocol):
-    """Per-connection protocol state: schema, subscriptions, and the WebSocket engine."""
+    """One client's transport, WebSocket engine, queue of messages not yet handled, and
+    session (schema, subscriptions, command tasks)."""
 
     def __init__(self, server: BridgeServer) -> None:
         self.server = server
-        self.schema = 0
-        self.listening = False
-        self.logs = False
+        self.session = Session(server.driver, lambda: self.peer, server.max_in_flight,
+                               settled=self._drain)
         self.dropped_events = 0
         self.peer = "?"
         self.ws = ServerProtocol(max_size=server.max_message_size)
         self.transport: asyncio.Transport | None = None
         self._fragments: list[bytes] = []
         self._fragment_type: Opcode | None = None
+        self._inbox = b""  # bytes not yet split into frames (the fast path's)
+        self._engine_only = False
+        self._pending: deque[bytes | Request | Frame] = deque()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._writing_paused = False
+        self._reading_held = False
         self._flush_scheduled = False
         self._ping_handle: asyncio.TimerHandle | None = None
         self._pong_deadline: asyncio.TimerHandle | None = None
@@ -59,43 +99,158 @@ class Connection(asyncio.Protocol):
             self.server.handshake_timeout, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
-        self.ws.receive_data(data)
-        self._process_events()
+        self._receive(data)
+        self._drain()
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
-        self._process_events()
+        self._pending.extend(self.ws.events_received())
+        self._drain()
         return None
 
     def pause_writing(self) -> None:
-        """The client does not read its answers: stop reading its commands until it does,
-        so that a client which only writes cannot make the bridge buffer without bound."""
-        if self.transport is not None:
-            self.transport.pause_reading()
+        """The client does not read its answers: stop handling its messages (the rest of a
+        burst stays queued) and stop reading until it does, so that a client which only
+        writes cannot make the bridge buffer without bound."""
+        self._writing_paused = True
+        self._hold_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._writing_paused = False
+        self._drain()
 
     def connection_lost(self, exc: Exception | None) -> None:
         for handle in (self._ping_handle, self._pong_deadline, self._close_handle,
                        self._handshake_deadline):
             if handle is not None:
                 handle.cancel()
+        self.session.cancel()
+        self._pending.clear()
         self.server.forget(self)
         if not self.lost.done():
             self.lost.set_result(None)
 
     # ------------------------------------------------------------------ incoming
-    def _process_events(self) -> None:
-        # Everything this burst produces leaves in the one flush below.
+    def _receive(self, data: bytes) -> None:
+        """Queue what ``data`` completes: messages split here while the connection is open,
+        the engine's events otherwise."""
+        if self._engine_only:
+            self._to_engine(data)
+            return
+        if self._inbox:
+            data, self._inbox = self._inbox + data, b""
+        if self.ws.state is State.OPEN:
+            self._split(data)
+            return
+        if self.ws.state is not State.CONNECTING:
+            self._engine_only = True
+            self._to_engine(data)
+            return
+        # Before the handshake: only the request goes to the engine; what follows it waits
+        # until the handshake has been answered and the connection is open (or not).
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            if len(data) > MAX_REQUEST_HEAD:
+                self._engine_only = True
+                self._to_engine(data)
+            else:
+                self._inbox = data
+            return
+        self._to_engine(data[:end + 4])
+        rest = data[end + 4:]
+        if rest:
+            self._drain()  # answers the handshake, so the state says where the rest goes
+            if self.ws.state is not State.OPEN:
+                self._engine_only = True
+            self._receive(rest)
+
+    def _to_engine(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        self._pending.extend(self.ws.events_received())
+
+    def _split(self, data: bytes) -> None:
+        """Queue every complete data frame's payload; control frames go to the engine; the
+        first unusual frame hands everything from it on to the engine for good."""
+        pending = self._pending
+        max_size = self.server.max_message_size
+        size = len(data)
+        pos = 0
+        while size - pos >= 2:
+            first, second = data[pos], data[pos + 1]
+            length = second & 0x7F
+            head = pos + 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                head = pos + 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(data[pos + 2:pos + 10])
+                head = pos + 10
+            end = head + 4 + length
+            is_data = first in _DATA_FRAMES
+            if not second & 0x80 or (length > max_size if is_data else (
+                    first not in _CONTROL_FRAMES or length > 125)):
+                self._engine_only = True
+                self._to_engine(data[pos:])
+                return
+            if end > size:
+                break
+            if is_data:
+                pending.append(apply_mask(data[head + 4:end], data[head:head + 4]))
+            else:
+                self._to_engine(data[pos:end])
+                if self.ws.state is not State.OPEN:  # closing: the rest is the engine's
+                    self._engine_only = True
+                    self._to_engine(data[end:])
+                    return
+            pos = end
+        if pos < size:
+            self._inbox = data[pos:]
+
+    def _drain(self) -> None:
+        """Handle queued messages in order until none is left or the connection must wait:
+        its answers are not being read (the transport's buffer is over its limit), or it has
+        as many commands in flight as it may (``server.max_in_flight``). What is left stays
+        queued and reading stops, so the client's further messages wait in its socket;
+        handling resumes when the buffer drains or a command ends.
+
+        Waiting rather than refusing the command over the cap loses nothing: clients send
+        bursts at start-up (properties of every device) and would otherwise see arbitrary
+        failures; TCP carries the back-pressure to a client that sends faster than its
+        commands end.
+        """
+        pending = self._pending
+        session = self.session
+        # Everything this burst produces leaves in one write (or a few, for large bursts).
         self._flush_scheduled = True
-        for event in self.ws.events_received():
-            if isinstance(event, Request):
-                self._handshake(event)
-            elif isinstance(event, Frame):
-                self._frame(event)
+        while pending and not self._writing_paused and not session.full:
+            item = pending.popleft()
+            if type(item) is bytes:
+                self._message(item)
+            elif isinstance(item, Request):
+                self._handshake(item)
+            elif isinstance(item, Frame):
+                self._frame(item)
+            if self._out_size > FLUSH_BYTES:
+                self.flush()
         self.flush()
+        self._hold_reading()
+
+    def _hold_reading(self) -> None:
+        """Read from the socket only while nothing waits to be handled."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        hold = self._writing_paused or bool(self._pending)
+        if hold != self._reading_held:
+            self._reading_held = hold
+            if hold:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def _handshake(self, request: Request) -> None:
         if self._handshake_deadline is not None:
@@ -145,20 +300,29 @@ class Connection(asyncio.Protocol):
         """Queue a message (results are never dropped) and flush soon."""
         if self.ws.state is not State.OPEN:
             return
-        self.ws.send_text(data)
+        self._queue(data)
         self._schedule_flush()
+
+    def _queue(self, data: bytes) -> None:
+        engine = self.ws.data_to_send()  # a pong or the handshake answer goes first
+        if engine:
+            self._out.extend(engine)
+        self._out.append(_text_header(len(data)))
+        self._out.append(data)
+        self._out_size += len(data)
 
     def send_event(self, data: bytes) -> bool:
         """Queue an event, unless the client is too far behind to take more."""
         if self.ws.state is not State.OPEN or self.transport is None:
             return False
-        if self.transport.get_write_buffer_size() > self.server.send_buffer_limit:
+        if self.transport.get_write_buffer_size() + self._out_size > \
+                self.server.send_buffer_limit:
             self.dropped_events += 1
             if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
                 log.warning("client too slow, events dropped", peer=self.peer,
                             dropped=self.dropped_events)
             return False
-        self.ws.send_text(data)
+        self._queue(data)
         self._schedule_flush()
         return True
 
@@ -173,12 +337,16 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        chunks = self.ws.data_to_send()
+        chunks = self._out
+        engine = self.ws.data_to_send()
+        if engine:
+            chunks.extend(engine)
         if not chunks:
             return
+        self._out, self._out_size = [], 0
         eof = chunks[-1] == b""
         if eof:
-            chunks = chunks[:-1]
+            chunks.pop()
         if chunks:
             transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
         if eof:

@@ -7,6 +7,7 @@ import asyncio
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import cache
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -27,12 +28,13 @@ from bridge.driver.errors import (
 from bridge.logs import LogRecord, hub
 from bridge.server import shaping
 from bridge.server.access import Access, Refusal, is_loopback, shown
-from bridge.server.commands import Request, Result, handler_for
+from bridge.server.commands import Handler, Request, Result, handler_for
 from bridge.server.connection import Connection
 from bridge.server.jsonio import dumps, loads
 from bridge.server.operations import Metrics, health
+from bridge.server.session import Session
 from bridge.server.validation import validate_params
-from bridge.tasks import BackgroundTasks
+from bridge.tasks import foreign_cancellation
 from schemas import CommandSpec
 
 log = structlog.get_logger(component="bridge.server")
@@ -60,6 +62,7 @@ class BridgeServer:
         send_buffer_limit: int = 16 * 1024 * 1024,
         max_message_size: int = 1024 * 1024,
         max_connections: int = 256,
+        max_in_flight: int = 64,
         handshake_timeout: float = 10.0,
         access: Access | None = None,
         tls: ssl.SSLContext | None = None,
@@ -75,6 +78,7 @@ class BridgeServer:
         self.send_buffer_limit = send_buffer_limit
         self.max_message_size = max_message_size
         self.max_connections = max_connections
+        self.max_in_flight = max_in_flight
         self.handshake_timeout = handshake_timeout
         self.access = access or Access()
         self.tls = tls
@@ -97,7 +101,6 @@ class BridgeServer:
         self.action_routes: dict[str, HttpHandler] = {}
         """POST routes that change something: for browsers too, and they need the token."""
         self._server: asyncio.Server | None = None
-        self._tasks = BackgroundTasks()
         self._unsubscribe: list[Any] = []
         self._hello = dumps({
             "type": "version",
@@ -126,7 +129,8 @@ class BridgeServer:
                         "stations; set a token", host=self.host)
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Send ``shutdown`` to schema 10+ connections, then close every connection cleanly."""
+        """Answer the commands still running (``unknown_error``), send ``shutdown`` to schema
+        10+ connections, then close every connection cleanly."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -134,8 +138,12 @@ class BridgeServer:
             self._server.close()  # no new connections
         shutdown = dumps({"type": "event", "event": {"source": "server", "event": "shutdown"}})
         closing = list(self.connections)
+        await asyncio.sleep(0)  # commands received just now start, so that they can answer
+        commands = [task for conn in closing for task in conn.session.cancel()]
+        if commands:  # each answers unknown_error as it ends, before its connection closes
+            await asyncio.wait(commands, timeout=grace / 2)
         for conn in closing:
-            if CATALOG.event("server", "shutdown").available_at(conn.schema):
+            if CATALOG.event("server", "shutdown").available_at(conn.session.schema):
                 conn.send(shutdown)
             conn.close(1001, "server shutting down")
         if closing:
@@ -147,7 +155,6 @@ class BridgeServer:
                 log.warning("connections did not close in time", count=len(pending))
         if self._server is not None:
             await self._server.wait_closed()
-        await self._tasks.cancel_all()
         log.info("server closed")
 
     # ------------------------------------------------------------------ connections
@@ -235,20 +242,25 @@ class BridgeServer:
             log.debug("client disconnected", peer=conn.peer)
 
     def on_message(self, conn: Connection, raw: bytes) -> bool:
-        """Handle one frame; False when it is not JSON (the connection is then closed)."""
+        """Handle one frame; False when it is not JSON (the connection is then closed).
+
+        Every message that parses is answered exactly once: here when the answer is at hand
+        (queries, refusals), by :meth:`_finish` when it waits for a backend.
+        """
         try:
             message = loads(raw)
         except ValueError:
             log.debug("unparsable message", peer=conn.peer, size=len(raw))
             return False
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             self._fail(conn, _MISSING, None, UnknownCommand.code)
             return True
+        session = conn.session
         message_id = message.get("messageId", _MISSING)
         spec: CommandSpec | None = None
         try:
-            spec = self._gate(conn, message)
-            outcome = self._dispatch(conn, spec, message)
+            spec = self._gate(session, message)
+            outcome = self._dispatch(session, spec, message)
         except BridgeError as error:
             self._log_failure(conn, message, error)
             self._fail(conn, message_id, spec, error.code)
@@ -257,38 +269,45 @@ class BridgeServer:
             log.exception("command failed unexpectedly", command=message.get("command"))
             self._fail(conn, message_id, spec, "unknown_error")
             return True
-        if isinstance(outcome, dict):
+        if type(outcome) is dict:
             self._succeed(conn, message_id, spec, outcome)
         else:
-            self._tasks.spawn(self._finish(conn, message, spec, outcome))
+            session.spawn(self._finish(conn, message, spec, outcome))
         return True
 
-    def _gate(self, conn: Connection, message: dict[str, Any]) -> CommandSpec:
+    @staticmethod
+    def _gate(session: Session, message: dict[str, Any]) -> CommandSpec:
         """Schema gating comes first: outside its range a command does not exist."""
         name = message.get("command")
-        spec = CATALOG.command(name) if isinstance(name, str) else None
-        if spec is None or not spec.available_at(conn.schema):
-            raise UnknownCommand(f"unknown command {name!r} at schema {conn.schema}")
+        spec = _commands_at(session.schema).get(name) if type(name) is str else None
+        if spec is None:
+            raise UnknownCommand(f"unknown command {name!r} at schema {session.schema}")
         return spec
 
     def _dispatch(
-        self, conn: Connection, spec: CommandSpec, message: dict[str, Any]
+        self, session: Session, spec: CommandSpec, message: dict[str, Any]
     ) -> Result | Awaitable[Result]:
-        if spec.name == "set_api_schema":
-            return self._set_api_schema(conn, message.get("schemaVersion"))
-        if spec.name == "start_listening":
-            state = shaping.dump_state(self.driver, conn.schema, self.driver_version)
-            conn.listening = True
+        name = spec.name
+        if name == "set_api_schema":
+            return self._set_api_schema(session, message.get("schemaVersion"))
+        if name == "start_listening":
+            state = shaping.dump_state(self.driver, session.schema, self.driver_version)
+            session.listening = True
             return {"state": state}
-        params = validate_params(spec, message)
+        route = _ROUTES.get(name)
+        if route is None:
+            route = _ROUTES[name] = (handler_for(spec), spec.target)
+        handler, target_kind = route
+        params = validate_params(spec, message) if spec.params else {}
         target = None
-        if spec.target == "station":
+        if target_kind == "station":
             target = self.driver.station(params["serialNumber"])
-        elif spec.target == "device":
+        elif target_kind == "device":
             target = self.driver.device(params["serialNumber"])
-        return handler_for(spec)(Request(self, conn, spec, params, target))
+        return handler(Request(session, spec, params, target))
 
-    def _set_api_schema(self, conn: Connection, version: Any) -> Result:
+    @staticmethod
+    def _set_api_schema(session: Session, version: Any) -> Result:
         """A rejected version leaves the connection's schema as it was."""
         if isinstance(version, float) and version.is_integer():
             version = int(version)
@@ -298,7 +317,7 @@ class BridgeServer:
             or not CATALOG.min_schema <= version <= CATALOG.max_schema
         ):
             raise SchemaIncompatible(f"schema {version!r} is not supported")
-        conn.schema = version
+        session.schema = version
         return {}
 
     async def _finish(
@@ -308,6 +327,14 @@ class BridgeServer:
         spec: CommandSpec,
         outcome: Awaitable[Result],
     ) -> None:
+        """Answer a command that waits for a backend: exactly once, whatever happens below.
+
+        A ``CancelledError`` that is not this task's own (aiohttp raises one into a request
+        whose session is closed under it) is a failure of the command like any other. The
+        task's own cancellation means the connection went (nobody is left to answer) or the
+        server shuts down: the client is answered ``unknown_error`` and the cancellation goes
+        on.
+        """
         message_id = message.get("messageId", _MISSING)
         try:
             async with asyncio.timeout(self.command_timeout):
@@ -316,20 +343,35 @@ class BridgeServer:
             log.warning("command timed out", command=spec.name, seconds=self.command_timeout)
             code = StationConnectionTimeout.code if spec.target in ("station", "device") \
                 else "unknown_error"
-            self._fail(conn, message_id, spec, code)
         except BridgeError as error:
             self._log_failure(conn, message, error)
-            self._fail(conn, message_id, spec, error.code)
+            code = error.code
+        except asyncio.CancelledError:
+            if not foreign_cancellation():
+                self._fail(conn, message_id, spec, "unknown_error")
+                raise
+            log.warning("command cancelled by something below it", command=spec.name,
+                        peer=conn.peer)
+            code = "unknown_error"
         except Exception:
             log.exception("command failed unexpectedly", command=spec.name)
-            self._fail(conn, message_id, spec, "unknown_error")
+            code = "unknown_error"
         else:
             self._succeed(conn, message_id, spec, result)
+            return
+        self._fail(conn, message_id, spec, code)
 
     def _succeed(self, conn: Connection, message_id: Any, spec: CommandSpec,
                  result: Result) -> None:
+        """Send a success, or ``unknown_error`` when the result cannot be sent (a bug)."""
+        try:
+            text = _success(message_id, self._shape_result(spec, conn.session.schema, result))
+        except Exception:
+            log.exception("result could not be serialised", command=spec.name)
+            self._fail(conn, message_id, spec, "unknown_error")
+            return
         self.command_counts[(spec.name, "success")] += 1
-        conn.send(_success(message_id, self._shape_result(spec, conn.schema, result)))
+        conn.send(text)
 
     def _fail(self, conn: Connection, message_id: Any, spec: CommandSpec | None,
               code: str) -> None:
@@ -337,17 +379,19 @@ class BridgeServer:
         conn.send(_failure(message_id, code))
 
     @staticmethod
-    def _shape_result(spec: CommandSpec | None, schema: int, data: Result) -> Result:
-        if spec is None or not spec.result:
-            return {}
+    def _shape_result(spec: CommandSpec, schema: int, data: Result) -> Result:
+        """The result fields the catalog lists for this schema; ``async`` ones are true."""
+        key = (spec.name, schema)
+        fields = _RESULT_FIELDS.get(key)
+        if fields is None:
+            fields = _RESULT_FIELDS[key] = tuple(
+                (field.name, field.is_async) for field in spec.result if field.present_at(schema))
         out: Result = {}
-        for field in spec.result:
-            if not field.present_at(schema):
-                continue
-            if field.is_async:
-                out[field.name] = True
-            elif field.name in data:
-                out[field.name] = data[field.name]
+        for name, is_async in fields:
+            if is_async:
+                out[name] = True
+            elif name in data:
+                out[name] = data[name]
         return out
 
     @staticmethod
@@ -357,23 +401,25 @@ class BridgeServer:
 
     # ------------------------------------------------------------------ fan-out
     def _on_event(self, event: DriverEvent) -> None:
-        self._fan_out(event, lambda conn: conn.listening)
+        self._fan_out(event, lambda session: session.listening)
 
     def _on_log(self, record: LogRecord) -> None:
         self._fan_out(DriverEvent("driver", "logging", {"message": record}),
-                      lambda conn: conn.logs)
+                      lambda session: session.logs)
 
-    def _fan_out(self, event: DriverEvent, wants: Callable[[Connection], bool]) -> None:
+    def _fan_out(self, event: DriverEvent, wants: Callable[[Session], bool]) -> None:
         """Shape the event once per schema in use, then queue it for every connection that
         wants it."""
-        by_schema: dict[int, str | None] = {}
+        by_schema: dict[int, bytes | None] = {}
         for conn in self.connections:
-            if not wants(conn):
+            session = conn.session
+            if not wants(session):
                 continue
-            if conn.schema not in by_schema:
-                shaped = shaping.shape_event(event, conn.schema, self.driver_version)
-                by_schema[conn.schema] = None if shaped is None else dumps(shaped)
-            text = by_schema[conn.schema]
+            schema = session.schema
+            if schema not in by_schema:
+                shaped = shaping.shape_event(event, schema, self.driver_version)
+                by_schema[schema] = None if shaped is None else dumps(shaped)
+            text = by_schema[schema]
             if text is not None and conn.send_event(text):
                 self.events_sent += 1
 
@@ -398,13 +444,25 @@ def _plain(status: int, content_type: str, body: bytes,
     return http11.Response(status, HTTPStatus(status).phrase, headers, body)
 
 
-def _success(message_id: Any, result: Result) -> str:
+@cache
+def _commands_at(schema: int) -> dict[str, CommandSpec]:
+    """The commands that exist at ``schema``, by name."""
+    return {name: spec for name, spec in CATALOG.commands.items() if spec.available_at(schema)}
+
+
+_ROUTES: dict[str, tuple[Handler, str]] = {}
+"""Each command's handler and target, found once."""
+_RESULT_FIELDS: dict[tuple[str, int], tuple[tuple[str, bool], ...]] = {}
+"""Each command's result fields at each schema, found once: (name, is async)."""
+
+
+def _success(message_id: Any, result: Result) -> bytes:
     if message_id is _MISSING:
         return dumps({"type": "result", "success": True, "result": result})
     return dumps({"type": "result", "success": True, "messageId": message_id, "result": result})
 
 
-def _failure(message_id: Any, code: str) -> str:
+def _failure(message_id: Any, code: str) -> bytes:
     if message_id is _MISSING:
         return dumps({"type": "result", "success": False, "errorCode": code})
     return dumps({"type": "result", "success": False, "messageId": message_id, "errorCode": code})

@@ -17,8 +17,7 @@ from schemas import CommandSpec
 
 if TYPE_CHECKING:
     from bridge.driver import Device, Driver, Station
-    from bridge.server.connection import Connection
-    from bridge.server.server import BridgeServer
+    from bridge.server.session import Session
 
 Result = dict[str, Any]
 Handler = Callable[["Request"], Result | Awaitable[Result]]
@@ -28,21 +27,21 @@ HANDLERS: dict[str, Handler] = {}
 
 @dataclass(slots=True)
 class Request:
-    """One validated command, with the station or device it names already looked up."""
+    """One validated command, with the station or device it names already looked up, and the
+    session of the connection that sent it."""
 
-    server: BridgeServer
-    conn: Connection
+    session: Session
     spec: CommandSpec
     params: dict[str, Any]
     target: Station | Device | None
 
     @property
     def driver(self) -> Driver:
-        return self.server.driver
+        return self.session.driver
 
     @property
     def schema(self) -> int:
-        return self.conn.schema
+        return self.session.schema
 
     @property
     def entity(self) -> Station | Device:

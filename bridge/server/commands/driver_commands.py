@@ -81,16 +81,16 @@ def set_log_level(req: Request) -> Result:
 
 @handles("driver.start_listening_logs")
 def start_listening_logs(req: Request) -> Result:
-    req.conn.logs = True
+    req.session.logs = True
     return {}
 
 
 @handles("driver.stop_listening_logs")
 def stop_listening_logs(req: Request) -> Result:
-    req.conn.logs = False
+    req.session.logs = False
     return {}
 
 
 @handles("driver.is_listening_logs")
 def is_listening_logs(req: Request) -> Result:
-    return {"started": req.conn.logs}
+    return {"started": req.session.logs}

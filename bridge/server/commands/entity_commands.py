@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 async def _audited(req: Request, action: str, work: Awaitable[T], **what: Any) -> T:
     """Log the request before it runs (a hung backend still leaves a trace) and a failure."""
-    fields = {"peer": req.conn.peer, "action": action, "serialNumber": req.entity.serial, **what}
+    fields = {"peer": req.session.peer, "action": action, "serialNumber": req.entity.serial, **what}
     audit.info("door action", **fields)
     try:
         return await work
