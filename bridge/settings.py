@@ -232,7 +232,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML or JSON: {exc}") from exc
+            raise ConfigError(_describe_yaml_error(exc, path)) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -262,6 +262,18 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
         section, key = dotted.split(".", 1)
         out.setdefault(section, {})[key] = value
     return out
+
+
+def _describe_yaml_error(exc: yaml.YAMLError, path: Path) -> str:
+    """Where the file stops being YAML and why, never the offending line (yaml's own message
+    quotes it, and it may hold a password); quoted text from the file is elided too."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{path}: not valid YAML or JSON"
+    mark = exc.problem_mark
+    problem = re.sub(r"'[^'<][^']{2,}'", "'...'", exc.problem or "syntax error")
+    context = f" ({exc.context})" if exc.context else ""
+    return (f"{path}: not valid YAML or JSON at line {mark.line + 1}, column {mark.column + 1}:"
+            f" {problem}{context}")
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

@@ -256,7 +256,7 @@ class DoorBirdBackend(Backend):
                 self._stale_logged_at = now
                 log.warning("DoorBird event packet from the station's past dropped: a replay, "
                             "or the station's clock was set back",
-                            host=self.client.address, event=event.event)
+                            host=self.client.address, kind=event.event)
             return
         if verdict == "new":
             if event.is_motion:

@@ -33,7 +33,7 @@ DROP_LOG_SECONDS = 60.0
 class V1Keys:
     """Opens version 1 packets for one user, deriving each salt's key at most once."""
 
-    def __init__(self, password: str, spawn: Spawn, *, workers: int = 2,
+    def __init__(self, password: str, spawn: Spawn, *, workers: int = 1,
                  burst: int = 8, rate: float = 1.0, cache_size: int = 64,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._password = password
