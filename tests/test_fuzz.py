@@ -4,7 +4,9 @@ JSON gets exactly one result carrying its messageId, and other connections keep 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -170,3 +172,90 @@ def test_every_json_message_gets_exactly_one_result(running_bridge, schema, comm
 
         bystander.send(json.dumps({"messageId": "b", "command": "driver.is_connected"}))
         assert json.loads(bystander.recv(timeout=5))["messageId"] == "b"
+
+
+LIFECYCLE = ["driver.connect", "driver.disconnect", "driver.poll_refresh"]
+
+
+@st.composite
+def connection_plans(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]], int | None, bool]:
+    """One connection's schema, the messages it sends without waiting (generated commands
+    and lifecycle commands), after how many it goes away (if it does), and how."""
+    schema = draw(st.integers(0, 21))
+    messages = draw(st.lists(
+        st.one_of(commands(), st.sampled_from(LIFECYCLE).map(lambda name: {"command": name})),
+        min_size=1, max_size=10))
+    leaves_after = draw(st.none() | st.integers(0, len(messages) - 1))
+    return schema, messages, leaves_after, draw(st.booleans())
+
+
+def read_answers(ws: ClientConnection, wanted: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every result with an id in ``wanted``, until each has one, then up to a sentinel sent
+    afterwards (so that a second answer to any of them would be seen)."""
+    answers: dict[str, list[dict[str, Any]]] = {}
+    while not wanted <= answers.keys():
+        message = json.loads(ws.recv(timeout=20))
+        if message.get("type") == "result":
+            answers.setdefault(message.get("messageId"), []).append(message)
+    ws.send(json.dumps({"messageId": "__sentinel__", "command": "driver.is_connected"}))
+    while True:
+        message = json.loads(ws.recv(timeout=20))
+        if message.get("type") != "result":
+            continue
+        if message.get("messageId") == "__sentinel__":
+            return answers
+        answers.setdefault(message.get("messageId"), []).append(message)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(plans=st.lists(connection_plans(), min_size=2, max_size=4))
+def test_every_accepted_message_is_answered_exactly_once_across_connections(running_bridge,
+                                                                           plans):
+    """Several connections at several schemas send valid and invalid commands, connect,
+    disconnect and refresh the driver, interleaved and without waiting; some go away in the
+    middle. Each message on a connection that stays is answered exactly once, with a result
+    or an error code of the catalog, and the bridge goes on serving."""
+    with contextlib.ExitStack() as stack:
+        conns = []
+        for schema, *_ in plans:
+            ws = stack.enter_context(connect(running_bridge))
+            ws.recv(timeout=20)
+            ws.send(json.dumps({"messageId": "__schema__", "command": "set_api_schema",
+                                "schemaVersion": schema}))
+            conns.append(ws)
+        sent: dict[int, set[str]] = {i: set() for i in range(len(plans))}
+        gone: set[int] = set()
+        for step in range(max(len(messages) for _, messages, _, _ in plans)):
+            for i, (_, messages, leaves_after, abruptly) in enumerate(plans):
+                if i in gone or step >= len(messages):
+                    continue
+                if step == leaves_after:
+                    gone.add(i)
+                    if abruptly:
+                        conns[i].socket.shutdown(socket.SHUT_RDWR)
+                    conns[i].close()
+                    continue
+                message_id = f"{i}-{step}"
+                conns[i].send(json.dumps({**messages[step], "messageId": message_id}))
+                sent[i].add(message_id)
+
+        for i, ws in enumerate(conns):
+            if i in gone:
+                continue
+            answers = read_answers(ws, sent[i] | {"__schema__"})
+            for message_id in sent[i]:
+                assert len(answers[message_id]) == 1, answers[message_id]
+                (answer,) = answers[message_id]
+                if answer["success"]:
+                    assert isinstance(answer["result"], dict)
+                else:
+                    assert answer["errorCode"] in CATALOG.error_codes
+                event(answer.get("errorCode", "success"))
+            assert answers.keys() <= sent[i] | {"__schema__"}, answers.keys() - sent[i]
+            ws.close()
+
+    with connect(running_bridge) as ws:  # the bridge serves, and the driver is connected
+        ws.recv(timeout=20)
+        ws.send(json.dumps({"messageId": "c", "command": "driver.connect"}))
+        assert json.loads(ws.recv(timeout=20))["messageId"] == "c"
