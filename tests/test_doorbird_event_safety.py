@@ -37,6 +37,7 @@ class Station:
     backend: DoorBirdBackend
     client: Client
     port: int
+    last_motion: int = 0
 
     @property
     def config(self) -> DoorBirdConfig:
@@ -58,11 +59,15 @@ class Station:
 
     async def no_ring_before_motion(self, timestamp: int | None = None) -> None:
         """Prove that what was sent before did not ring: a motion packet sent after it (same
-        socket path, same order, ``timestamp`` by the station's clock) arrives, and no ring
-        came first."""
-        self.send(self.v2("motion", int(time.time()) if timestamp is None else timestamp))
+        socket path, same order, ``timestamp`` by the station's clock, a new one each time)
+        arrives, and no ring came first."""
+        if timestamp is None:
+            timestamp = max(int(time.time()), self.last_motion + 1)
+        self.last_motion = timestamp
+        self.send(self.v2("motion", timestamp))
         await self.client.event("motion detected", timeout=10, state=True)
         assert [e for e in self.client.drain() if e["event"] == "rings"] == []
+        await self.client.event("motion detected", timeout=10, state=False)
 
 
 @pytest.fixture
