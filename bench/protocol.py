@@ -1,16 +1,24 @@
-"""Protocol benchmark: round-trip latency and throughput of ``driver.is_connected``.
+"""Protocol benchmark: round trips and throughput of ``driver.is_connected``, and a flood.
 
 Starts ``eufy-bridge`` as its own process, then drives it from this process with a lean
 WebSocket load generator (raw frames over asyncio protocols, so that the generator costs as
-little as possible of the machine's two cores).  Prints p50/p99 latency in microseconds on one
-connection (one request at a time) and requests per second with 50 connections and 4 requests
-in flight on each.
+little as possible of the machine's two cores).  Prints, for the bridge:
+
+- latency on 1 connection with 1 request in flight (p50, p99, requests per second);
+- throughput on 1 connection with 4 requests in flight;
+- throughput on 50 connections with 4 requests in flight each;
+- a flood: one connection keeps sending and never reads, while another measures round trips
+  (p50, p99, max) and the bridge's resident memory is sampled.
 
 The same generator is then pointed at a trivial echo server in its own process, which answers
 each frame with a canned frame: its figures are the floor that the machine and the generator
 impose, so the difference is what the bridge itself costs.
 
+``--tree`` runs the bridge from another checkout (for before/after comparisons in one
+sitting): its process then imports that tree's code, not this one's.
+
     python bench/protocol.py [--seconds 5] [--connections 50] [--in-flight 4] [--no-floor]
+                             [--tree ../other-checkout]
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 REQUEST = b'{"messageId":"b","command":"driver.is_connected"}'
+HERE = Path(__file__).resolve().parent.parent
 
 
 def client_frame(payload: bytes) -> bytes:
@@ -52,10 +63,21 @@ class LoadProtocol(asyncio.Protocol):
         self.upgraded = asyncio.get_running_loop().create_future()
         self.handshake_done = False
         self.frames = 0
-        self.on_frame = lambda: None
+        self.on_frame: Callable[[], None] = lambda: None
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -103,8 +125,8 @@ async def open_connection(host: str, port: int) -> LoadProtocol:
     return protocol
 
 
-async def latency(host: str, port: int, seconds: float) -> list[float]:
-    conn = await open_connection(host, port)
+async def round_trips(conn: LoadProtocol, seconds: float) -> list[float]:
+    """Sequential round trips on one connection for ``seconds``, in microseconds each."""
     assert conn.transport is not None
     samples: list[float] = []
     done: asyncio.Future[None] | None = None
@@ -122,12 +144,19 @@ async def latency(host: str, port: int, seconds: float) -> list[float]:
         conn.transport.write(FRAME)
         await done
         samples.append((time.perf_counter_ns() - start) / 1000)
-    conn.transport.close()
+    return samples
+
+
+async def latency(host: str, port: int, seconds: float) -> list[float]:
+    conn = await open_connection(host, port)
+    samples = await round_trips(conn, seconds)
+    conn.transport.close()  # type: ignore[union-attr]
     return samples
 
 
 async def throughput(host: str, port: int, seconds: float, connections: int,
-                     in_flight: int) -> float:
+                     in_flight: int, pid: int) -> tuple[float, float | None]:
+    """Requests per second, and the server's CPU microseconds per request."""
     conns = [await open_connection(host, port) for _ in range(connections)]
     running = True
 
@@ -137,20 +166,91 @@ async def throughput(host: str, port: int, seconds: float, connections: int,
                 conn.transport.write(FRAME)  # type: ignore[union-attr]
         conn.on_frame = again
 
-    await asyncio.sleep(0.2)
-    warm = [c.frames for c in conns]
     for conn in conns:
         conn.transport.write(FRAME * in_flight)  # type: ignore[union-attr]
     await asyncio.sleep(0.5)  # warm-up
     warm = [c.frames for c in conns]
+    cpu_start = cpu_seconds(pid)
     start = time.perf_counter()
     await asyncio.sleep(seconds)
     elapsed = time.perf_counter() - start
+    cpu_end = cpu_seconds(pid)
     answered = sum(c.frames for c in conns) - sum(warm)
     running = False
     for conn in conns:
         conn.transport.close()  # type: ignore[union-attr]
-    return answered / elapsed
+    cpu = None if cpu_start is None or cpu_end is None or not answered else \
+        (cpu_end - cpu_start) / answered * 1e6
+    return answered / elapsed, cpu
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used, user and system (Linux), or None without /proc.
+
+    Unlike requests per second, this does not depend on how busy the machine is otherwise."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_kib(pid: int) -> int | None:
+    """The process's resident memory in KiB (Linux), or None where /proc is not there."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+async def flood(host: str, port: int, seconds: float, pid: int) -> dict[str, float]:
+    """One connection writes requests as fast as its socket takes them and reads nothing;
+    another measures sequential round trips meanwhile; memory is sampled every 100 ms."""
+    flooder = await open_connection(host, port)
+    assert flooder.transport is not None
+    flooder.transport.pause_reading()  # never read: the answers pile up in the bridge
+    chunk = FRAME * 1000
+    sent = 0
+    rss_before = resident_kib(pid) or 0
+    peak = rss_before
+    running = True
+
+    async def keep_sending() -> None:
+        nonlocal sent
+        while running and not flooder.transport.is_closing():  # type: ignore[union-attr]
+            if flooder.writable.is_set():
+                flooder.transport.write(chunk)  # type: ignore[union-attr]
+                sent += 1000
+            await asyncio.sleep(0.001)
+
+    async def sample_memory() -> None:
+        nonlocal peak
+        while running:
+            peak = max(peak, resident_kib(pid) or 0)
+            await asyncio.sleep(0.1)
+
+    sender = asyncio.create_task(keep_sending())
+    sampler = asyncio.create_task(sample_memory())
+    await asyncio.sleep(1.0)  # let the flood fill every buffer on the way
+    measurer = await open_connection(host, port)
+    samples = await round_trips(measurer, seconds)
+    running = False
+    await asyncio.gather(sender, sampler)
+    measurer.transport.close()  # type: ignore[union-attr]
+    flooder.transport.abort()
+    quantiles = statistics.quantiles(samples, n=100)
+    return {"p50": quantiles[49], "p99": quantiles[98], "max": max(samples),
+            "round_trips": len(samples), "sent": sent,
+            "rss_before": rss_before / 1024, "rss_peak": peak / 1024}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 ECHO_SERVER = """
@@ -178,30 +278,29 @@ run(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--in-flight", type=int, default=4)
-
+    parser.add_argument("--tree", type=Path, default=HERE,
+                        help="the checkout whose bridge is measured (default: this one)")
     parser.add_argument("--no-floor", action="store_true", help="skip the echo baseline")
     args = parser.parse_args()
+    tree = args.tree.resolve()
     measure("eufy-bridge",
-            [sys.executable, "-m", "bridge", "--port", "{port}", "--log-level", "warn"], args)
+            [sys.executable, "-m", "bridge", "--port", "{port}", "--log-level", "warn"],
+            args, tree, flooded=True)
     if not args.no_floor:
-        measure("floor (echo)", [sys.executable, "-c", ECHO_SERVER, "{port}"], args)
+        measure("floor (echo)", [sys.executable, "-c", ECHO_SERVER, "{port}"], args, tree)
 
 
-def measure(label: str, command: list[str], args: argparse.Namespace) -> None:
+def measure(label: str, command: list[str], args: argparse.Namespace, tree: Path,
+            flooded: bool = False) -> None:
     host, port = "127.0.0.1", free_port()
-    server = subprocess.Popen([part.format(port=port) for part in command])
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    server = subprocess.Popen([part.format(port=port) for part in command], cwd=tree, env=env)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -215,18 +314,26 @@ def measure(label: str, command: list[str], args: argparse.Namespace) -> None:
         try:
             import uvloop
 
-            runner = uvloop.run
+            runner: Callable = uvloop.run
         except ImportError:
             runner = asyncio.run
         samples = runner(latency(host, port, args.seconds))
         quantiles = statistics.quantiles(samples, n=100)
-        print(f"{label}: latency, 1 connection, sequential: {len(samples)} round trips, "
-              f"p50 {quantiles[49]:.0f} us, p99 {quantiles[98]:.0f} us, "
-              f"{len(samples) / args.seconds:,.0f} req/s")
-        rate = runner(throughput(host, port, args.seconds, args.connections, args.in_flight))
-        print(f"{label}: throughput, {args.connections} connections x {args.in_flight} "
-              "in flight: "
-              f"{rate:,.0f} req/s")
+        print(f"{label}: 1 connection x 1 in flight: {len(samples) / args.seconds:,.0f} req/s, "
+              f"p50 {quantiles[49]:.0f} us, p99 {quantiles[98]:.0f} us", flush=True)
+        for connections in (1, args.connections):
+            rate, cpu = runner(throughput(host, port, args.seconds, connections, args.in_flight,
+                                          server.pid))
+            print(f"{label}: {connections} connection{'s' if connections > 1 else ''} x "
+                  f"{args.in_flight} in flight: {rate:,.0f} req/s"
+                  + ("" if cpu is None else f", {cpu:.1f} us of server CPU per request"),
+                  flush=True)
+        if flooded:
+            f = runner(flood(host, port, args.seconds, server.pid))
+            print(f"{label}: flood (1 connection sends {f['sent']:,.0f} and never reads): "
+                  f"another's round trips p50 {f['p50']:.0f} us, p99 {f['p99']:.0f} us, "
+                  f"max {f['max'] / 1000:.1f} ms; memory {f['rss_before']:.0f} MiB before, "
+                  f"{f['rss_peak']:.0f} MiB at most", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
