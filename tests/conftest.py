@@ -7,6 +7,7 @@ import pytest
 
 from bridge import logs
 from bridge.app import Bridge
+from bridge.demo import Demo
 from bridge.settings import load_settings
 from tests.doubles import DoorbellBackend
 from tests.wsclient import Client
@@ -33,6 +34,21 @@ async def bridge_factory() -> AsyncIterator[Callable[..., Awaitable[Bridge]]]:
     for bridge in started:
         await bridge.stop()
     logs.hub.set_level("info")
+
+
+@pytest.fixture
+async def demo(tmp_path: Any) -> AsyncIterator[Bridge]:
+    """The demo house: both real backends against their simulators on loopback."""
+    demo = Demo(visitors=None)
+    await demo.start()
+    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
+                                              "server.event_seconds": 0.5}))
+    bridge = Bridge(settings)
+    demo.install(bridge.server)
+    await bridge.start()
+    yield bridge
+    await bridge.stop()
+    await demo.stop()
 
 
 @pytest.fixture

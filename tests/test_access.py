@@ -18,7 +18,6 @@ from websockets.exceptions import InvalidStatus
 from bridge import logs
 from bridge.logs import LogRecord
 from tests.doubles import LOCK, DoorbellBackend
-from tests.test_operations import demo  # noqa: F401 - the demo fixture
 from tests.wsclient import Client
 
 TOKEN = "kitchen-door-7f3a9c"
@@ -158,7 +157,7 @@ async def test_demo_routes_do_not_exist_outside_demo_mode(bridge):
     assert (await request(bridge, path="/demo/ring?serial=x", method="POST")).status == 405
 
 
-async def test_demo_actions_are_posts_from_the_page_only(demo):  # noqa: F811
+async def test_demo_actions_are_posts_from_the_page_only(demo):
     serials = json.loads((await request(demo, path="/demo/devices")).body)
     path = f"/demo/ring?serial={next(iter(serials))}"
     assert (await request(demo, path=path)).status == 405  # an <img src> cannot ring
@@ -293,7 +292,7 @@ async def test_unlocking_and_opening_are_logged_with_the_clients_address(bridge,
             for r in lines] == [("info", "unlock", LOCK, address), ("info", "open", LOCK, address)]
 
 
-async def test_relay_writes_are_logged_and_a_passcode_never_is(demo, records):  # noqa: F811
+async def test_relay_writes_are_logged_and_a_passcode_never_is(demo, records):
     client = await Client.connect(demo.url, schema=21, listen=True)
     having: dict[str, str] = {}
     for serial in client.state["devices"]:

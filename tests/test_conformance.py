@@ -12,7 +12,6 @@ import schemas
 from bridge.driver.errors import UnknownCommand
 from bridge.server.server import BridgeServer
 from conformance.checks import Suite
-from tests.test_operations import demo  # noqa: F401 - the demo fixture
 
 CATALOG = schemas.load()
 
@@ -73,7 +72,7 @@ def test_the_suite_does_not_import_the_bridge():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-async def test_the_demo_house_passes_every_check(demo):  # noqa: F811
+async def test_the_demo_house_passes_every_check(demo):
     results = await Suite(demo.url, writes=True).run()
     failed = [c for c in results if c.status == "fail"]
     assert failed == []

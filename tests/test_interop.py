@@ -14,7 +14,6 @@ from eufy_security_ws_python.client import WebsocketClient
 from eufy_security_ws_python.model.driver import Driver
 
 from tests.doubles import DOORBELL, LOCK
-from tests.test_operations import demo  # noqa: F401 - the demo fixture
 
 DISARMED = 63
 
@@ -74,7 +73,7 @@ async def test_the_python_client_loads_the_house_and_follows_events(bridge):
         await asyncio.wait_for(listener, 5)
 
 
-async def test_the_python_client_reads_every_attribute_of_the_demo_house(demo):  # noqa: F811
+async def test_the_python_client_reads_every_attribute_of_the_demo_house(demo):
     async with listening(demo.url) as driver:
         assert every_attribute(driver)["connected"] is True
         assert len(driver.stations) == 3  # the DoorBird and two SkyBells

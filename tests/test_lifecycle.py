@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from bridge.app import Bridge
-from bridge.demo import Demo
 from bridge.driver import Driver
 from bridge.logs import LogRecord, hub
 from bridge.settings import load_settings
@@ -26,20 +25,6 @@ from tests.wsclient import Client
 STORM = ["driver.disconnect", "driver.poll_refresh", "driver.connect", "driver.disconnect",
          "driver.connect", "driver.poll_refresh", "driver.disconnect", "driver.connect",
          "driver.is_connected"]
-
-
-@pytest.fixture
-async def house(tmp_path):
-    """The demo house: both real backends against their simulators on loopback."""
-    demo = Demo(visitors=None)
-    await demo.start()
-    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
-                                              "server.event_seconds": 0.5}))
-    bridge = Bridge(settings)
-    await bridge.start()
-    yield bridge
-    await bridge.stop()
-    await demo.stop()
 
 
 async def send_all(client: Client, commands: list[str]) -> list[dict[str, Any]]:
@@ -74,14 +59,14 @@ def event_ports(bridge: Bridge) -> list[tuple[str, int]]:
         (skybell.settings.udp_listen, skybell.settings.udp_port)]  # type: ignore[attr-defined]
 
 
-async def test_a_storm_of_lifecycle_commands_is_answered_in_full_and_ends_as_last_asked(house):
-    watcher = await Client.connect(house.url, schema=21, listen=True)
-    stormer = await Client.connect(house.url, schema=21)
-    running_tasks = backend_tasks(house)
+async def test_a_storm_of_lifecycle_commands_is_answered_in_full_and_ends_as_last_asked(demo):
+    watcher = await Client.connect(demo.url, schema=21, listen=True)
+    stormer = await Client.connect(demo.url, schema=21)
+    running_tasks = backend_tasks(demo)
     assert running_tasks > 0
 
     assert await stormer.ok("driver.disconnect") == {}
-    assert backend_tasks(house) == 0
+    assert backend_tasks(demo) == 0
     answers = await send_all(stormer, STORM)
 
     assert [a["messageId"] for a in answers] == [f"storm-{i}" for i in range(len(STORM))]
@@ -89,7 +74,7 @@ async def test_a_storm_of_lifecycle_commands_is_answered_in_full_and_ends_as_las
     assert answers[STORM.index("driver.is_connected")]["result"] in ({"connected": True},
                                                                       {"connected": False})
     assert answers[len(STORM) - 2]["result"] == {"result": True}  # the last connect
-    assert house.driver.connected is True
+    assert demo.driver.connected is True
     assert (await stormer.ok("driver.is_connected")) == {"connected": True}
     await asyncio.sleep(0.3)
     assert not stormer.unmatched, "a command was answered twice"
@@ -98,23 +83,23 @@ async def test_a_storm_of_lifecycle_commands_is_answered_in_full_and_ends_as_las
     assert changes[0] == "disconnected" and changes.count("disconnected") >= 1
     assert all(a != b for a, b in itertools.pairwise(changes)), changes
     assert changes[-1] == "connected"
-    assert backend_tasks(house) == running_tasks
+    assert backend_tasks(demo) == running_tasks
     assert (await watcher.ok("driver.is_push_connected"))["connected"] is True
 
     # the other way round: the last request is a disconnect, and nothing is left behind
     answers = await send_all(stormer, STORM[:-2])
     assert all(a["success"] for a in answers), answers
-    assert house.driver.connected is False
+    assert demo.driver.connected is False
     assert (await stormer.ok("driver.is_connected")) == {"connected": False}
-    assert backend_tasks(house) == 0
-    assert all(bindable(host, port) for host, port in event_ports(house))
+    assert backend_tasks(demo) == 0
+    assert all(bindable(host, port) for host, port in event_ports(demo))
     await stormer.close()
     await watcher.close()
 
 
-async def test_a_command_in_flight_when_its_backend_stops_is_still_answered(house):
-    client = await Client.connect(house.url, schema=21)
-    lock = next(s for s, d in house.driver.devices.items() if d.type == 51 or "-R" in s)
+async def test_a_command_in_flight_when_its_backend_stops_is_still_answered(demo):
+    client = await Client.connect(demo.url, schema=21)
+    lock = next(s for s, d in demo.driver.devices.items() if d.type == 51 or "-R" in s)
     sends = [client.command("device.unlock", serialNumber=lock),
              client.command("driver.poll_refresh"),
              client.command("driver.get_history_events"),
@@ -123,7 +108,7 @@ async def test_a_command_in_flight_when_its_backend_stops_is_still_answered(hous
     assert len(replies) == 4
     for reply in replies:
         assert reply["success"] or reply["errorCode"] not in ("", None), reply
-    assert house.driver.connected is False
+    assert demo.driver.connected is False
     await client.close()
 
 

@@ -17,8 +17,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.app import Bridge
-from bridge.demo import Demo
-from bridge.settings import load_settings
 from bridge.storage import StateStore
 from tests.doubles import DoorbellBackend
 from tests.test_process import free_port
@@ -39,20 +37,6 @@ async def http_post(url: str) -> int:
 
 def page_url(bridge: Bridge) -> str:
     return bridge.url.replace("ws://", "http://")
-
-
-@pytest.fixture
-async def demo(tmp_path):
-    demo = Demo(visitors=None)
-    await demo.start()
-    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
-                                              "server.event_seconds": 0.5}))
-    bridge = Bridge(settings)
-    demo.install(bridge.server)
-    await bridge.start()
-    yield bridge
-    await bridge.stop()
-    await demo.stop()
 
 
 async def test_demo_mode_shows_a_house_of_doorbells_that_ring(demo):

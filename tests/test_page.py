@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import CHROMIUM, Browser
-from tests.test_operations import demo, page_url  # noqa: F401 - the demo fixture
+from tests.test_operations import page_url
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")
 
 
-async def test_pressing_ring_on_the_page_shows_the_ring(demo):  # noqa: F811
+async def test_pressing_ring_on_the_page_shows_the_ring(demo):
     async with Browser() as browser:
         await browser.call("Page.navigate", url=page_url(demo) + "/")
         await browser.wait_for("document.body.dataset.ready === 'true'")
@@ -34,7 +34,7 @@ async def test_pressing_ring_on_the_page_shows_the_ring(demo):  # noqa: F811
             ".startsWith('blob:')")
 
 
-async def test_a_relay_unlocks_from_the_page(demo):  # noqa: F811
+async def test_a_relay_unlocks_from_the_page(demo):
     async with Browser() as browser:
         await browser.call("Page.navigate", url=page_url(demo) + "/")
         await browser.wait_for("document.body.dataset.ready === 'true'")

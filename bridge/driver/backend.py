@@ -8,6 +8,7 @@ writes and commands.  Adding a vendor means adding a backend; the server never c
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ class Backend(ABC):
     """One vendor connection.  Only ``start`` and ``stop`` are mandatory."""
 
     vendor: str = "backend"
+    _started: bool = False
+    _start_task: asyncio.Task[Any] | None = None
 
     @classmethod
     def from_settings(cls, entry: Any, data_dir: Path) -> Backend:
@@ -41,6 +44,27 @@ class Backend(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop event sources and release every connection (and anything made on the device)."""
+
+    def _begin_start(self) -> bool:
+        """For ``start`` to call first: False when already started (a second start is a
+        no-op); otherwise remembers the start, so that ``stop`` can cancel it."""
+        if self._started:
+            return False
+        self._started = True
+        self._start_task = asyncio.current_task()
+        return True
+
+    async def _begin_stop(self) -> bool:
+        """For ``stop`` to call first: False when not started (a second stop is a no-op);
+        otherwise cancels a start still in progress in another task and waits for it."""
+        if not self._started:
+            return False
+        self._started = False
+        start, self._start_task = self._start_task, None
+        if start is not None and start is not asyncio.current_task() and not start.done():
+            start.cancel()
+            await asyncio.wait([start])
+        return True
 
     @property
     def connected(self) -> bool:

@@ -90,15 +90,11 @@ class DoorBirdBackend(Backend):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._check_now = asyncio.Event()
         self._callbacks: HttpCallbacks | None = None
-        self._started = False
-        self._start_task: asyncio.Task[Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
-        if self._started:
+        if not self._begin_start():
             return
-        self._started = True
-        self._start_task = asyncio.current_task()
         self.driver = driver
         self.client.open()
         first_check = self.health_seconds
@@ -115,13 +111,8 @@ class DoorBirdBackend(Backend):
     async def stop(self) -> None:
         """Idempotent; cancels a start still in progress.  Loops end before the client is
         released, so that nothing of this backend talks to the device afterwards."""
-        if not self._started:
+        if not await self._begin_stop():
             return
-        self._started = False
-        start, self._start_task = self._start_task, None
-        if start is not None and start is not asyncio.current_task() and not start.done():
-            start.cancel()
-            await asyncio.wait([start])
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []

@@ -80,8 +80,6 @@ class SkyBellBackend(Backend):
         self._udp: asyncio.DatagramTransport | None = None
         self._cloud_ok = False
         self._auth_failed = False
-        self._started = False
-        self._start_task: asyncio.Task[Any] | None = None
 
     @classmethod
     def from_settings(cls, entry: SkyBellSettings, data_dir: Any) -> SkyBellBackend:
@@ -89,10 +87,8 @@ class SkyBellBackend(Backend):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
-        if self._started:
+        if not self._begin_start():
             return
-        self._started = True
-        self._start_task = asyncio.current_task()
         self.driver = driver
         self.client.open()
         state = self.store.load(self._state_name) if self.store else {}
@@ -118,13 +114,8 @@ class SkyBellBackend(Backend):
     async def stop(self) -> None:
         """Idempotent; cancels a start still in progress.  Loops end before the webhooks,
         the LAN port and the client are released."""
-        if not self._started:
+        if not await self._begin_stop():
             return
-        self._started = False
-        start, self._start_task = self._start_task, None
-        if start is not None and start is not asyncio.current_task() and not start.done():
-            start.cancel()
-            await asyncio.wait([start])
         await self._tasks.cancel_all()
         if self._udp is not None:
             self._udp.close()
