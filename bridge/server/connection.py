@@ -99,6 +99,7 @@ class Connection(asyncio.Protocol):
             self.server.handshake_timeout, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
+        self._flush_scheduled = True  # everything this read produces leaves in one write
         self._receive(data)
         self._drain()
 
@@ -169,9 +170,12 @@ class Connection(asyncio.Protocol):
         self._pending.extend(self.ws.events_received())
 
     def _split(self, data: bytes) -> None:
-        """Queue every complete data frame's payload; control frames go to the engine; the
-        first unusual frame hands everything from it on to the engine for good."""
+        """Handle every complete data frame's payload at once, or queue it when the
+        connection must wait (see :meth:`_drain`) or something is queued before it; control
+        frames go to the engine; the first unusual frame hands everything from it on to the
+        engine for good."""
         pending = self._pending
+        session = self.session
         max_size = self.server.max_message_size
         size = len(data)
         pos = 0
@@ -199,7 +203,13 @@ class Connection(asyncio.Protocol):
             if end > size:
                 break
             if is_data:
-                pending.append(apply_mask(data[head + 4:end], data[head:head + 4]))
+                payload = apply_mask(data[head + 4:end], data[head:head + 4])
+                if pending or self._writing_paused or session.full:
+                    pending.append(payload)
+                else:
+                    self._message(payload)
+                    if self._out_size > FLUSH_BYTES:
+                        self.flush()
             else:
                 self._to_engine(data[pos:end])
                 if self.ws.state is not State.OPEN:  # closing: the rest is the engine's
@@ -351,7 +361,7 @@ class Connection(asyncio.Protocol):
             transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
         if eof:
             transport.close()
-        elif self.ws.close_expected() and self._close_handle is None:
+        elif self._close_handle is None and self.ws.close_expected():
             self._close_handle = asyncio.get_running_loop().call_later(
                 CLOSE_TIMEOUT, self._abort)
 

@@ -7,6 +7,8 @@ rendered that way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,9 +22,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def dumps(message: Any) -> bytes:
-    """Serialise one outgoing message (UTF-8 JSON, ready for a text frame)."""
-    return orjson.dumps(message, default=_default)
+dumps: Callable[[Any], bytes] = partial(orjson.dumps, default=_default)
+"""Serialise one outgoing message (UTF-8 JSON, ready for a text frame)."""
 
 
 def buffer_bytes(value: Any) -> bytes | None:

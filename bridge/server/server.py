@@ -7,7 +7,6 @@ import asyncio
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from functools import cache
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -279,7 +278,7 @@ class BridgeServer:
     def _gate(session: Session, message: dict[str, Any]) -> CommandSpec:
         """Schema gating comes first: outside its range a command does not exist."""
         name = message.get("command")
-        spec = _commands_at(session.schema).get(name) if type(name) is str else None
+        spec = _COMMANDS_AT[session.schema].get(name) if type(name) is str else None
         if spec is None:
             raise UnknownCommand(f"unknown command {name!r} at schema {session.schema}")
         return spec
@@ -444,11 +443,11 @@ def _plain(status: int, content_type: str, body: bytes,
     return http11.Response(status, HTTPStatus(status).phrase, headers, body)
 
 
-@cache
-def _commands_at(schema: int) -> dict[str, CommandSpec]:
-    """The commands that exist at ``schema``, by name."""
-    return {name: spec for name, spec in CATALOG.commands.items() if spec.available_at(schema)}
-
+_COMMANDS_AT = [
+    {name: spec for name, spec in CATALOG.commands.items() if spec.available_at(schema)}
+    for schema in range(CATALOG.max_schema + 1)
+]
+"""The commands that exist at each schema, by name."""
 
 _ROUTES: dict[str, tuple[Handler, str]] = {}
 """Each command's handler and target, found once."""
