@@ -124,7 +124,7 @@ class Driver:
 
     async def _refresh(self, backend: Backend) -> None:
         try:
-            await self._call_backend(backend, "refresh", backend.refresh())
+            await self._call_backend(backend, "refresh", backend.refresh)
         finally:
             self._refreshing.pop(backend, None)
 
@@ -132,11 +132,12 @@ class Driver:
         """Before backends stop: nothing of theirs may run while they release their clients."""
         await self._tasks.cancel_all()
 
-    async def _call_backend(self, backend: Backend, what: str, call: Awaitable[Any]) -> Any:
-        """``call``, bounded by ``backend_timeout``; None (logged) when it fails."""
+    async def _call_backend(self, backend: Backend, what: str,
+                            call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call()``, bounded by ``backend_timeout``; None (logged) when it fails."""
         try:
             async with asyncio.timeout(self.backend_timeout):
-                return await call
+                return await call()
         except TimeoutError:
             log.warning("backend too slow", vendor=backend.vendor, call=what,
                         seconds=self.backend_timeout)
@@ -156,7 +157,7 @@ class Driver:
         """``call`` on every backend at once, each bounded by ``backend_timeout``; the
         results of those that answered (None for the others)."""
         return list(await asyncio.gather(
-            *(self._call_backend(b, what, call(b)) for b in self.backends)))
+            *(self._call_backend(b, what, lambda b=b: call(b)) for b in self.backends)))
 
     @property
     def push_connected(self) -> bool:

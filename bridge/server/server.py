@@ -271,7 +271,7 @@ class BridgeServer:
         if type(outcome) is dict:
             self._succeed(conn, message_id, spec, outcome)
         else:
-            session.spawn(self._finish(conn, message, spec, outcome))
+            session.spawn(self._finish(conn, message, spec, outcome), releases=outcome)
         return True
 
     @staticmethod

@@ -9,7 +9,7 @@ server, so a handler can only reach what its own client may touch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -48,11 +48,18 @@ class Session:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run one command's remainder; the coroutine answers the client itself."""
+    def spawn(self, coro: Coroutine[Any, Any, None], *,
+              releases: Awaitable[Any] | None = None) -> None:
+        """Run one command's remainder; the coroutine answers the client itself.
+
+        ``releases``: the backend call the coroutine awaits.  When the connection goes before
+        the task ever ran, that call is closed unstarted instead of being left for the garbage
+        collector to complain about."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._ended)
+        if isinstance(releases, Coroutine):
+            task.add_done_callback(lambda done: done.cancelled() and releases.close())
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         was_full = self.full
