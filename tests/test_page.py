@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.app import Bridge
+from bridge.demo import Demo
+from bridge.settings import load_settings
 from tests.browser import CHROMIUM, Browser
 from tests.test_operations import page_url
 
@@ -43,3 +46,32 @@ async def test_a_relay_unlocks_from_the_page(demo):
             "[...document.querySelectorAll('.log')].map(l => l.textContent)"
             ".find(t => t.includes('unlocked'))")
         assert text.endswith("unlocked")
+
+
+TOKEN = "page-test-token-0123456789"
+
+
+@pytest.fixture
+async def guarded_demo(tmp_path):
+    """The demo house behind a client token."""
+    demo = Demo(visitors=None)
+    await demo.start()
+    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
+                                              "server.auth_token": TOKEN}))
+    bridge = Bridge(settings)
+    demo.install(bridge.server)
+    await bridge.start()
+    yield bridge
+    await bridge.stop()
+    await demo.stop()
+
+
+async def test_the_page_works_behind_a_token_given_in_its_address(guarded_demo):
+    async with Browser() as browser:
+        await browser.call("Page.navigate", url=page_url(guarded_demo) + f"/#token={TOKEN}")
+        await browser.wait_for("document.body.dataset.ready === 'true'")
+        assert TOKEN not in await browser.evaluate("location.href")  # out of the address bar
+        cards = await browser.evaluate("document.querySelectorAll('.card').length")
+        assert cards == 5
+        await browser.evaluate("document.querySelector('button[data-action=ring]').click()")
+        await browser.wait_for("document.querySelector('.card.ringing') !== null")
