@@ -13,6 +13,8 @@ from typing import Any
 from bridge.driver import Backend, Device, Driver, Station
 from bridge.driver import properties as p
 from bridge.driver.errors import InvalidPropertyValue, StationNotConnected
+from bridge.media.hub import Upstream, VideoFrame, VideoInfo
+from tests.media import FPS, HEIGHT, WIDTH, h264_access_units
 
 DOORBELL = "TESTBELL0001"
 LOCK = "TESTBELL0001-R1"
@@ -30,6 +32,10 @@ class DoorbellBackend(Backend):
         self.fail_start = fail_start
         self.stopped = False
         self.history: list[dict[str, Any]] = []
+        self.streams_started = 0
+        self.streams_ended = 0
+        self.stream_fails: int | None = None
+        self.stream_start_error: Exception | None = None
 
     async def start(self, driver: Driver) -> None:
         if self.fail_start:
@@ -42,7 +48,7 @@ class DoorbellBackend(Backend):
         driver.add_station(station)
 
         bell = Device(DOORBELL, backend=self, station_serial=DOORBELL,
-                      commands=("start_livestream",))
+                      commands=("start_livestream", "stop_livestream", "reset_alarm"))
         p.define_device(bell, name="Front door", model="Test Bell", type_=5, hardware="1.0",
                         software="2.3.4")
         bell.define(p.RINGING, False)
@@ -83,9 +89,29 @@ class DoorbellBackend(Backend):
         if command in ("unlock", "open"):
             assert self.driver is not None
             self.driver.update_property(entity, "locked", False)
-        if command == "start_livestream":
+        if command == "reset_alarm":
             await asyncio.sleep(3600)  # a device that never answers
         return None
+
+    async def stream(self, device: Any, upstream: Upstream) -> None:
+        """Real H.264 at the test frame rate, looping; ``stream_fails`` ends it with an error
+        after that many frames, ``stream_start_error`` refuses to start."""
+        self.streams_started += 1
+        try:
+            if self.stream_start_error is not None:
+                raise self.stream_start_error
+            info = VideoInfo("H264", FPS, WIDTH, HEIGHT)
+            units = h264_access_units()
+            sent = 0
+            while True:
+                for data, keyframe in units:
+                    if self.stream_fails is not None and sent >= self.stream_fails:
+                        raise StationNotConnected("the doorbell went away")
+                    upstream.video(VideoFrame(data, keyframe, info, pts=sent / FPS))
+                    sent += 1
+                    await asyncio.sleep(1 / FPS)
+        finally:
+            self.streams_ended += 1
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

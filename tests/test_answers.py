@@ -70,7 +70,7 @@ async def test_a_shutdown_answers_the_commands_still_waiting_then_closes(tmp_pat
         await ws.recv()
         await ws.send(json.dumps({"command": "set_api_schema", "schemaVersion": 21}))
         await ws.recv()
-        await ws.send(json.dumps({"messageId": "live", "command": "device.start_livestream",
+        await ws.send(json.dumps({"messageId": "live", "command": "device.reset_alarm",
                                   "serialNumber": DOORBELL}))
         await until(lambda: sum(c.session.in_flight for c in bridge.server.connections) == 1)
         await bridge.stop()
@@ -83,7 +83,7 @@ async def test_a_shutdown_answers_the_commands_still_waiting_then_closes(tmp_pat
 
 async def test_the_commands_of_a_connection_end_with_it(bridge):
     client = await Client.connect(bridge.url, schema=21)
-    await client.ws.send(json.dumps({"messageId": "live", "command": "device.start_livestream",
+    await client.ws.send(json.dumps({"messageId": "live", "command": "device.reset_alarm",
                                      "serialNumber": DOORBELL}))
     (conn,) = bridge.server.connections
     session = conn.session
@@ -100,7 +100,7 @@ async def test_commands_beyond_max_in_flight_are_read_when_one_ends(bridge_facto
         await ws.recv()
         for message_id in ("slow1", "slow2"):
             await ws.send(json.dumps({"messageId": message_id,
-                                      "command": "device.start_livestream",
+                                      "command": "device.reset_alarm",
                                       "serialNumber": DOORBELL}))
         await ws.send(json.dumps({"messageId": "quick", "command": "driver.is_connected"}))
         order = []

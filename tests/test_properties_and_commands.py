@@ -179,7 +179,7 @@ async def test_a_backend_that_never_answers_times_out(bridge_factory, backend):
 
     bridge = await bridge_factory([backend], command_timeout=0.3)
     client = await Client.connect(bridge.url, schema=21)
-    assert await client.error("device.start_livestream",
+    assert await client.error("device.reset_alarm",
                               serialNumber=DOORBELL) == "station_connection_timeout"
     # the connection is still fine
     assert await client.ok("driver.is_connected") == {"connected": True}

@@ -18,6 +18,7 @@ from bridge.driver.errors import NotSupported
 if TYPE_CHECKING:
     from bridge.driver.driver import Driver
     from bridge.driver.model import Entity
+    from bridge.media.hub import Upstream
 
 
 class Backend(ABC):
@@ -95,6 +96,13 @@ class Backend(ABC):
         nothing, or a dict merged into the result.
         """
         raise NotSupported(f"{command} is not supported on {entity.serial}")
+
+    async def stream(self, device: Entity, upstream: Upstream) -> None:
+        """Bring the device's live media in: feed ``upstream`` (H.264 access units, AAC
+        frames) until cancelled, or return when the device ends the stream.  Raise a
+        :class:`BridgeError` when it cannot start (the client is told its code).  Called at
+        most once at a time per device: the stream hub shares it between clients."""
+        raise NotSupported(f"{device.serial} has no live stream")
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

@@ -19,11 +19,13 @@ from bridge.driver.errors import (
     NotSupported,
     PropertyNotSupported,
     PropertyReadonly,
+    StationNotConnected,
     StationNotFound,
 )
 from bridge.driver.events import DriverEvent, EventBus
 from bridge.driver.lifecycle import Lifecycle
 from bridge.driver.model import Device, Entity, PropertyMetadata, Station
+from bridge.media.hub import StreamHub, Subscriber
 from bridge.tasks import BackgroundTasks, foreign_cancellation
 
 log = structlog.get_logger(component="bridge.driver")
@@ -67,9 +69,10 @@ class Driver:
         self._commands = BackgroundTasks("driver commands")
         self._in_flight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
         # a backend's start must end (or fail) before a command waiting on it times out
+        self.streams = StreamHub(start_timeout=backend_timeout)
         self.lifecycle = Lifecycle(self, start_timeout=backend_timeout,
                                    stop_timeout=stop_timeout,
-                                   before_stop=self._cancel_refreshes)
+                                   before_stop=self._before_backends_stop)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -128,9 +131,22 @@ class Driver:
         finally:
             self._refreshing.pop(backend, None)
 
-    async def _cancel_refreshes(self) -> None:
-        """Before backends stop: nothing of theirs may run while they release their clients."""
+    async def _before_backends_stop(self) -> None:
+        """Before backends stop: nothing of theirs may run while they release their clients
+        (refreshes, live streams)."""
+        await self.streams.stop_all()
         await self._tasks.cancel_all()
+
+    async def watch(self, device: Device, subscriber: Subscriber) -> None:
+        """Subscribe to the device's live stream, starting it when nobody watches yet;
+        returns once media flows."""
+        backend = device.backend
+        if "start_livestream" not in device.commands or backend is None:
+            raise NotSupported(f"{device.serial} has no live stream")
+        if not self.connected:
+            raise StationNotConnected("the driver is disconnected")
+        await self.streams.join(device.serial, subscriber,
+                                lambda upstream: backend.stream(device, upstream))
 
     async def _call_backend(self, backend: Backend, what: str,
                             call: Callable[[], Awaitable[Any]]) -> Any:

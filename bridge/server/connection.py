@@ -66,7 +66,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: BridgeServer) -> None:
         self.server = server
         self.session = Session(server.driver, lambda: self.peer, server.max_in_flight,
-                               settled=self._drain)
+                               settled=self._drain, send=self.send, backlog=self.backlog)
         self.dropped_events = 0
         self.peer = "?"
         self.ws = ServerProtocol(max_size=server.max_message_size)
@@ -335,6 +335,11 @@ class Connection(asyncio.Protocol):
         self._queue(data)
         self._schedule_flush()
         return True
+
+    def backlog(self) -> int:
+        """Bytes written for this client and not yet taken by it."""
+        transport = self.transport
+        return self._out_size + (transport.get_write_buffer_size() if transport else 0)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

@@ -16,6 +16,7 @@ import structlog
 
 if TYPE_CHECKING:
     from bridge.driver import Driver
+    from bridge.server.livestream import Watcher
 
 log = structlog.get_logger(component="bridge.server")
 
@@ -23,8 +24,13 @@ class Session:
     """One connection's protocol state and command tasks."""
 
     def __init__(self, driver: Driver, peer: Callable[[], str], max_in_flight: int,
-                 settled: Callable[[], None]) -> None:
+                 settled: Callable[[], None], send: Callable[[bytes], None],
+                 backlog: Callable[[], int]) -> None:
         self.driver = driver
+        self.send = send
+        """Queue a message for this client (answers and events are never dropped here)."""
+        self.backlog = backlog
+        """Bytes written for this client and not yet taken by it."""
         self.schema = 0
         self.listening = False
         self.logs = False
@@ -32,6 +38,8 @@ class Session:
         self._peer = peer
         self._settled = settled
         self._tasks: set[asyncio.Task[None]] = set()
+        self.livestreams: dict[str, Watcher] = {}
+        """The devices this connection watches (it started or joined their stream)."""
 
     @property
     def peer(self) -> str:
@@ -76,4 +84,7 @@ class Session:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
+        watching, self.livestreams = self.livestreams, {}
+        for serial, watcher in watching.items():
+            self.driver.streams.leave(serial, watcher)
         return tasks

@@ -7,15 +7,22 @@ actions may answer ``device_not_supported``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import structlog
 
 from bridge.driver import Device
-from bridge.driver.errors import BridgeError, NotSupported
+from bridge.driver.errors import (
+    BridgeError,
+    LivestreamAlreadyRunning,
+    LivestreamNotRunning,
+    NotSupported,
+)
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
+from bridge.server.livestream import Watcher
 
 audit = structlog.get_logger(component="bridge.audit")
 
@@ -97,12 +104,45 @@ def station_is_connected(req: Request) -> Result:
     return {**_serial(req), "connected": req.driver.station(req.entity.serial).connected}
 
 
-@handles(
-    "device.is_livestreaming",
-    "device.is_rtsp_livestreaming",
-)
+@handles("device.is_livestreaming")
 def is_livestreaming(req: Request) -> Result:
+    return {**_serial(req), "livestreaming": req.driver.streams.is_streaming(req.entity.serial)}
+
+
+@handles("device.is_rtsp_livestreaming")
+def is_rtsp_livestreaming(req: Request) -> Result:
     return {**_serial(req), "livestreaming": False}
+
+
+@handles("device.start_livestream")
+async def start_livestream(req: Request) -> Result:
+    """Start the device's stream, or join it when another connection already watches; the
+    answer comes once media flows, ``livestream started`` right after it."""
+    assert isinstance(req.entity, Device)
+    serial, watching = req.entity.serial, req.session.livestreams
+    if serial in watching:
+        raise LivestreamAlreadyRunning(f"this connection already watches {serial}")
+    watcher = watching[serial] = Watcher(req.session, serial)
+    try:
+        await req.driver.watch(req.entity, watcher)
+    except BaseException:
+        if watching.get(serial) is watcher:
+            del watching[serial]
+        raise
+    watcher.start()
+    return {}
+
+
+@handles("device.stop_livestream")
+def stop_livestream(req: Request) -> Result:
+    """Stop watching; the stream itself stops when nobody else watches."""
+    serial = req.entity.serial
+    watcher = req.session.livestreams.pop(serial, None)
+    if watcher is None:
+        raise LivestreamNotRunning(f"this connection does not watch {serial}")
+    req.driver.streams.leave(serial, watcher)
+    asyncio.get_running_loop().call_soon(watcher.announce, "livestream stopped")
+    return {}
 
 
 @handles("device.is_downloading")

@@ -1,0 +1,150 @@
+"""Live streams through the bridge: one shared upstream per device, any number of watching
+connections, media only to them, proven by decoding what the clients receive."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.driver.errors import StationConnectionTimeout
+from tests.doubles import DOORBELL, LOCK
+from tests.media import HEIGHT, WIDTH, decode_h264
+from tests.wsclient import PATIENCE, Client
+
+
+async def video(client: Client, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` video events this client receives (other events are skipped)."""
+    frames = []
+    async with asyncio.timeout(PATIENCE):
+        while len(frames) < count:
+            event = await client.events.get()
+            if event["event"] == "livestream video data":
+                frames.append(event)
+            elif event["event"] == "livestream stopped":
+                raise AssertionError(f"the stream stopped after {len(frames)} frames")
+    return frames
+
+
+def payloads(events: list[dict[str, Any]]) -> list[bytes]:
+    return [bytes(e["buffer"]["data"]) for e in events]
+
+
+async def until(condition, timeout: float = PATIENCE) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_started_stream_decodes_with_its_metadata(bridge, connect):
+    client = await connect()
+    assert await client.ok("device.start_livestream", serialNumber=DOORBELL) == {"async": True}
+    assert (await client.event("livestream started"))["serialNumber"] == DOORBELL
+    events = await video(client, 50)
+    assert events[0]["buffer"]["type"] == "Buffer"
+    assert events[0]["metadata"] == {"videoCodec": "H264", "videoFPS": 20,
+                                     "videoHeight": HEIGHT, "videoWidth": WIDTH}
+    decoded = decode_h264(payloads(events))
+    assert len(decoded) >= 48  # the decoder may hold the last frame or two
+    assert {(f.width, f.height) for f in decoded} == {(WIDTH, HEIGHT)}
+    assert (await client.ok("device.is_livestreaming", serialNumber=DOORBELL))["livestreaming"]
+
+
+async def test_connections_share_one_upstream_and_a_late_joiner_starts_at_a_key_frame(
+        bridge, connect, backend):
+    first, late, bystander = await connect(), await connect(), await connect(listen=True)
+    await first.ok("device.start_livestream", serialNumber=DOORBELL)
+    await video(first, 15)
+    await late.ok("device.start_livestream", serialNumber=DOORBELL)
+    await late.event("livestream started")
+    joined = await video(late, 30)
+    first_unit = payloads(joined)[0]
+    assert first_unit.startswith(b"\0\0\0\1") and first_unit[4] & 0x1F == 7  # SPS: a key frame
+    assert len(decode_h264(payloads(joined))) >= 28  # decodes from its first frame on
+    assert backend.streams_started == 1
+    # media goes only to the watchers, even to a connection that listens to every event
+    await asyncio.sleep(0.3)
+    assert not [e for e in bystander.drain() if e["event"].startswith("livestream")]
+
+    # the first one leaving does not stop it for the other
+    await first.ok("device.stop_livestream", serialNumber=DOORBELL)
+    await first.event("livestream stopped")
+    await video(late, 10)
+    assert backend.streams_ended == 0
+    await late.ok("device.stop_livestream", serialNumber=DOORBELL)
+    await until(lambda: backend.streams_ended == 1)
+    assert (await late.ok("device.is_livestreaming", serialNumber=DOORBELL))[
+        "livestreaming"] is False
+
+
+async def test_starting_twice_and_stopping_what_was_not_started_are_refused(bridge, connect):
+    watcher, other = await connect(), await connect()
+    assert await other.error("device.stop_livestream", serialNumber=DOORBELL) == \
+        "device_livestream_not_running"
+    await watcher.ok("device.start_livestream", serialNumber=DOORBELL)
+    assert await watcher.error("device.start_livestream", serialNumber=DOORBELL) == \
+        "device_livestream_already_running"
+    # another connection cannot stop it for the one watching
+    assert await other.error("device.stop_livestream", serialNumber=DOORBELL) == \
+        "device_livestream_not_running"
+    await video(watcher, 5)
+    assert await watcher.error("device.start_livestream", serialNumber=LOCK) == \
+        "device_not_supported"
+
+
+async def test_an_upstream_that_dies_ends_with_livestream_stopped(bridge, connect, backend):
+    backend.stream_fails = 12
+    first, second = await connect(), await connect()
+    await first.ok("device.start_livestream", serialNumber=DOORBELL)
+    await second.ok("device.start_livestream", serialNumber=DOORBELL)
+    for client in (first, second):
+        assert (await client.event("livestream stopped"))["serialNumber"] == DOORBELL
+    assert (await first.ok("device.is_livestreaming", serialNumber=DOORBELL))[
+        "livestreaming"] is False
+    # the connection may start it again
+    backend.stream_fails = None
+    await first.ok("device.start_livestream", serialNumber=DOORBELL)
+    await video(first, 5)
+
+
+async def test_a_stream_that_cannot_start_answers_its_error(bridge, connect, backend):
+    backend.stream_start_error = StationConnectionTimeout("the doorbell is asleep")
+    client = await connect()
+    assert await client.error("device.start_livestream", serialNumber=DOORBELL) == \
+        "station_connection_timeout"
+    backend.stream_start_error = None
+    await client.ok("device.start_livestream", serialNumber=DOORBELL)
+
+
+async def test_a_connection_that_goes_stops_its_stream(bridge, connect, backend):
+    client = await connect()
+    await client.ok("device.start_livestream", serialNumber=DOORBELL)
+    await video(client, 3)
+    await client.close()
+    await until(lambda: backend.streams_ended == 1)
+    assert not bridge.driver.streams.is_streaming(DOORBELL)
+
+
+async def test_a_client_that_never_reads_loses_frames_not_memory(bridge, connect, backend):
+    import websockets
+
+    lazy = await websockets.connect(bridge.url, max_size=None, max_queue=1)
+    await lazy.recv()
+    await lazy.send('{"command":"set_api_schema","schemaVersion":21}')
+    await lazy.recv()
+    await lazy.send('{"messageId":"s","command":"device.start_livestream",'
+                    f'"serialNumber":"{DOORBELL}"}}')
+    lazy.transport.pause_reading()  # from now on the client reads nothing
+    reader = await connect()
+    await reader.ok("device.start_livestream", serialNumber=DOORBELL)
+    events = await video(reader, 120)  # six seconds of video while the other never reads
+    assert decode_h264(payloads(events))
+    (lazy_conn,) = [c for c in bridge.server.connections
+                    if c.session.livestreams and c.session is not None
+                    and c.peer.endswith(str(lazy.local_address[1]))]
+    watcher = lazy_conn.session.livestreams[DOORBELL]
+    assert watcher.gate.skipped > 0 or lazy_conn.backlog() < 4 * 1024 * 1024
+    assert lazy_conn.backlog() < 8 * 1024 * 1024
+    started = asyncio.get_running_loop().time()
+    assert await reader.ok("driver.is_connected") == {"connected": True}
+    assert asyncio.get_running_loop().time() - started < 5.0  # answered, not stuck behind
+    lazy.transport.abort()
