@@ -148,3 +148,13 @@ async def test_a_client_that_never_reads_loses_frames_not_memory(bridge, connect
     assert await reader.ok("driver.is_connected") == {"connected": True}
     assert asyncio.get_running_loop().time() - started < 5.0  # answered, not stuck behind
     lazy.transport.abort()
+
+
+async def test_the_metrics_count_running_streams(bridge, connect):
+    from tests.test_operations import http_get, page_url
+
+    client = await connect()
+    await client.ok("device.start_livestream", serialNumber=DOORBELL)
+    await video(client, 2)
+    _, _, text = await http_get(page_url(bridge) + "/metrics")
+    assert "eufy_bridge_livestreams_active 1.0" in text

@@ -73,7 +73,7 @@ class _BridgeCollector(Collector):
         yield requests
         yield errors
         streams = GaugeMetricFamily("eufy_bridge_livestreams_active", "Live streams running.")
-        streams.add_metric([], server.livestreams_active)
+        streams.add_metric([], server.driver.streams.active)
         yield streams
 
 

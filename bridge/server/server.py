@@ -85,7 +85,6 @@ class BridgeServer:
         self._admitted: set[Connection] = set()
         self._full = False
         self.command_counts: Counter[tuple[str, str]] = Counter()
-        self.livestreams_active = 0
         self.events_sent = 0
         self.dropped_events = 0
         metrics = Metrics(self)
