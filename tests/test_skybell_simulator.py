@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import time
 
@@ -89,34 +90,99 @@ async def test_devices_with_pagination_and_details(api, sim):
     assert data["device_settings"]["serial_number"] == data["serial"]
 
 
+async def test_a_device_holds_the_whole_settings_object_of_a_real_doorbell(api, sim):
+    device_id = next(iter(sim.cloud.devices))
+    _, detail = await api("GET", f"/devices/{device_id}/")
+    settings = detail["data"]["settings"]
+    assert {"basic_motion", "time_zone_info", "led_control", "tones", "pir_sensitivity",
+            "fd_sensitivity", "fr_sensitivity", "hmbd_sensitivity", "button_pressed",
+            "indoor_chime", "outdoor_chime", "digital_chime", "speaker_volume",
+            "image_quality", "video_rotation", "led_color"} <= set(settings)
+    assert set(settings["basic_motion"]) == {"motion_notify", "motion_record", "fd_notify",
+                                             "fd_record", "hbd_notify", "hbd_record"}
+    assert set(settings["time_zone_info"]) == {"mapLat", "mapLong", "place"}
+    assert settings["led_control"] == "Normal" and settings["device_id"] == device_id
+    assert detail["data"]["basic_motion"] == settings["basic_motion"]
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({"image_quality": 4}, "image_quality"), ({"led_color": "green"}, "led_color"),
-    ({"motion_sensitivity": 1000}, "motion_sensitivity"), ({"chime_file": "6.wav"}, "chime"),
+    ({"motion_sensitivity": 1001}, "motion_sensitivity"), ({"chime_file": "6.wav"}, "chime"),
     ({"outdoor_chime": 1}, "outdoor_chime"), ({"no_such": 1}, "not a setting"), ({}, "at least"),
-    ({"hmbd_sensitivity": -2}, "hmbd"),
+    ({"hmbd_sensitivity": -2}, "hmbd"), ({"pir_sensitivity": "high"}, "pir_sensitivity"),
+    ({"basic_motion": {"fd_notify": 1}}, "fd_notify"), ({"basic_motion": {"x": True}}, "x"),
+    ({"time_zone_info": {"mapLat": 91.0}}, "mapLat"),
+    ({"time_zone_info": {"place": 3}}, "place"), ({"led_control": "Disco"}, "led_control"),
+    ({"video_rotation": 7}, "video_rotation"), ({"button_pressed": "yes"}, "button_pressed"),
 ])
-async def test_settings_are_validated(api, sim, body, message):
-    device_id = next(iter(sim.cloud.devices))
-    status, answer = await api("POST", f"/devices/{device_id}/settings/", json=body)
-    assert status == 400 and message in answer["message"] and answer["error"] is True
+async def test_a_refused_setting_answers_400_with_the_reason_and_changes_nothing(
+        api, sim, body, message):
+    device = next(iter(sim.cloud.devices.values()))
+    before = json.loads(json.dumps(device.settings))
+    with_a_valid_change = {"speaker_volume": 2, **body} if body else body
+    status, answer = await api("POST", f"/devices/{device.device_id}/settings/",
+                               json=with_a_valid_change)
+    assert status == 400 and message in answer["message"]
+    assert answer["error"] is True and answer["data"] == {}
+    assert device.settings == before
 
 
-async def test_settings_are_kept(api, sim):
+async def test_a_settings_update_changes_only_the_keys_sent_and_answers_the_whole_object(
+        api, sim):
     device_id = next(iter(sim.cloud.devices))
-    status, _ = await api("POST", f"/devices/{device_id}/settings/", json={
-        "hmbd_sensitivity": 4294967295, "image_quality": 3, "led_color": "#FF00FF"})
-    assert status == 200
-    _, detail = await api("GET", f"/devices/{device_id}")
-    assert detail["data"]["settings"]["image_quality"] == 3
+    _, before = await api("GET", f"/devices/{device_id}/")
+    changes = {"hmbd_sensitivity": 4294967295, "image_quality": 3, "led_color": "#FF00FF",
+               "pir_sensitivity": 1000, "motion_sensitivity": 1000, "fr_sensitivity": 0,
+               "video_rotation": 2, "chime_file": "home.wav", "button_pressed": False,
+               "basic_motion": {"hbd_record": False},
+               "time_zone_info": {"place": "Springfield"}}
+    status, answer = await api("POST", f"/devices/{device_id}/settings/", json=changes)
+    expected = {**before["data"]["settings"], **changes,
+                "basic_motion": {**before["data"]["settings"]["basic_motion"],
+                                 "hbd_record": False},
+                "time_zone_info": {**before["data"]["settings"]["time_zone_info"],
+                                   "place": "Springfield"}}
+    assert status == 200 and answer["data"] == expected
+    _, after = await api("GET", f"/devices/{device_id}")
+    assert after["data"]["settings"] == expected
+
+
+async def test_an_empty_led_color_turns_the_led_off(api, sim):
+    device_id = next(iter(sim.cloud.devices))
+    status, answer = await api("POST", f"/devices/{device_id}/settings/",
+                               json={"led_color": ""})
+    assert status == 200 and answer["data"]["led_color"] == ""
+    _, listed = await api("GET", "/devices/")
+    assert listed["data"]["rows"][0]["settings"]["led_color"] == ""
+
+
+async def test_the_user_has_an_account_id(api, sim):
+    _, user = await api("GET", "/user/")
+    assert user["data"]["account_id"] == sim.cloud.account_id and "user_id" not in user["data"]
+
+
+async def test_devices_carry_telemetry_and_connection_times(api, sim):
+    _, page = await api("GET", "/devices/")
+    row = page["data"]["rows"][0]
+    assert {"essid", "ip_address", "last_seen", "link_quality", "signal_level"} \
+        <= set(row["telemetry"])
+    assert row["last_connected"] > row["last_disconnected"]
+    assert row["settings"]["basic_motion"] and row["device_settings"]["serial_number"]
 
 
 async def test_snapshot_reboot_stream_and_offline_devices(api, sim):
     device_id = next(iter(sim.cloud.devices))
     _, snap = await api("GET", f"/devices/{device_id}/snapshot/")
     assert base64.b64decode(snap["data"]["preview"])[:2] == b"\xff\xd8"
-    _, stream = await api("POST", f"/devices/{device_id}/videostream/")
-    assert stream["data"]["signedWSS"].startswith(sim.url.replace("http", "ws"))
-    assert {"ice", "channelARN", "credentials", "endpoints"} <= set(stream["data"])
+    status, stream = await api("POST", f"/devices/{device_id}/videostream/")
+    assert status == 201 and stream["data"]["signedWSS"].startswith(
+        sim.url.replace("http", "ws"))
+    assert {"ice", "channelARN", "credentials", "endpoints", "signed", "signedHTTPS"} \
+        <= set(stream["data"])
+    assert [json.loads(s)["host"] for s in stream["data"]["signed"]] == [
+        e["ResourceEndpoint"] for e in stream["data"]["endpoints"]]
+    _, views = await api("GET", "/activity", params={"type": "lstream"})
+    assert views["data"]["count"] == 1 and views["data"]["rows"][0]["device_id"] == device_id
     assert (await api("DELETE", f"/devices/{device_id}/videostream/"))[1]["data"] is False
     sim.cloud.set_online(sim.cloud.devices[device_id], False)
     for method, path in [("GET", "snapshot"), ("POST", "reboot"), ("POST", "videostream")]:
@@ -124,6 +190,8 @@ async def test_snapshot_reboot_stream_and_offline_devices(api, sim):
         assert status == 599
     status, _ = await api("POST", f"/devices/{device_id}/settings/", json={"brightness": 2})
     assert status == 200  # settings wait in the cloud for the device
+    _, detail = await api("GET", f"/devices/{device_id}/")
+    assert detail["data"]["last_disconnected"] > detail["data"]["last_connected"]
 
 
 async def test_activities_filters_pagination_previews_and_videos(api, sim):
@@ -132,17 +200,23 @@ async def test_activities_filters_pagination_previews_and_videos(api, sim):
                          (devices[1], "doorbell")]:
         sim.cloud.event(device, kind)
     _, everything = await api("GET", "/activity")
-    assert everything["data"]["count"] == 3 and "image" in everything["data"]["rows"][0]
+    assert everything["data"]["count"] == 3 and everything["data"]["rows"][0]["image"]
     _, light = await api("GET", "/activities/", params={"nopreviews": "true",
                                                         "type": "doorbell"})
-    assert light["data"]["count"] == 2 and "image" not in light["data"]["rows"][0]
+    assert light["data"]["count"] == 2 and light["data"]["rows"][0]["image"] is None
     _, mine = await api("GET", "/activity", params={"device_id": devices[0].device_id,
                                                     "limit": 1, "offset": 1})
     assert mine["data"]["count"] == 2 and mine["data"]["rows"][0]["event_type"] == "doorbell"
     _, later = await api("GET", "/activity", params={"start": int(time.time() * 1000) + 5000})
     assert later["data"]["count"] == 0
     activity = everything["data"]["rows"][0]["activity_id"]
-    _, video = await api("GET", f"/activity/{activity}/video")
+    async with asyncio.timeout(20):  # the clip is uploaded after the event
+        while not (await api("GET", "/activity"))[1]["data"]["rows"][0]["video_ready"]:
+            await asyncio.sleep(0.05)
+    row = (await api("GET", "/activity"))[1]["data"]["rows"][0]
+    assert row["video_url"] == f"/activity/{activity}/video" and row["video_size"] > 0
+    assert row["video_ready_time"]
+    _, video = await api("GET", row["video_url"])
     async with aiohttp.ClientSession() as http, http.get(video["data"]["download_url"]) as r:
         clip = await r.read()
     assert r.status == 200 and clip[4:8] == b"ftyp"

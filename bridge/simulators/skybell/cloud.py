@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import hmac
 import json
 import random
 import secrets
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import structlog
 
 from bridge.backends.skybell import lan
 from bridge.simulators.scenery import Camera
+from bridge.simulators.skybell import settings as catalogue
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="simulator.skybell")
@@ -32,107 +35,10 @@ REFRESHED_SECONDS = 86400
 VIDEO_URL_SECONDS = 300
 TRIGGER_FAILURE_LIMIT = 25
 NAMES = ["Front Door", "Back Door", "Garage", "Side Gate", "Patio", "Porch", "Office", "Shed"]
-CHIME_FILES = ["user.wav", "1.wav", "2.wav", "3.wav", "4.wav", "5.wav", "8.wav", "9.wav",
-               "cartoon-melodic-bell.wav", "home.wav", "modern.wav", "onemomentplease.wav",
-               "single-press.wav", "wifi_ring.wav"]
-SAME_AS_MOTION = 0xFFFFFFFF
 TRIGGER_EVENTS = {"lstream", "doorbell", "motion", "sound", "telemetry", "availability", "ota",
                   "vready", "devicedeleted"}
-
-
-class SettingError(ValueError):
-    """A setting the cloud refuses (HTTP 400 with this message)."""
-
-
-def _sensitivity(value: Any, *, allow_default: bool, top: int = 999) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingError("must be a whole number")
-    if allow_default and value == SAME_AS_MOTION:
-        return value
-    if not 0 <= value <= top:
-        raise SettingError(f"must be 0..{top}")
-    return value
-
-
-def _enum(*allowed: Any):
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or value not in allowed:
-            raise SettingError(f"must be one of {', '.join(map(str, allowed))}")
-        return value
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SettingError("must be true or false")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise SettingError("must be a string of 1..64 characters")
-    return value
-
-
-def _color(value: Any) -> str:
-    if not (isinstance(value, str) and len(value) == 7 and value[0] == "#"):
-        raise SettingError("must be a #RRGGBB colour")
-    try:
-        int(value[1:], 16)
-    except ValueError:
-        raise SettingError("must be a #RRGGBB colour") from None
-    return value
-
-
-def _zones(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SettingError("must be an object with x, y, zones and threshold")
-    x, y, zones = value.get("x"), value.get("y"), value.get("zones")
-    if not (isinstance(x, int) and isinstance(y, int) and 1 <= x <= 10 and 1 <= y <= 10):
-        raise SettingError("x and y must be 1..10")
-    if not (isinstance(zones, list) and len(zones) == y
-            and all(isinstance(r, list) and len(r) == x for r in zones)):
-        raise SettingError("zones must be y rows of x cells")
-    return value
-
-
-SETTINGS: dict[str, Any] = {
-    "device_name": _text,
-    "time_zone": _text,
-    "led_color": _color,
-    "brightness": lambda v: _sensitivity(v, allow_default=False),
-    "indoor_chime": _boolean,
-    "digital_chime": _boolean,
-    "outdoor_chime": _boolean,
-    "skybell_chime": _boolean,
-    "outdoor_chime_volume": _enum(0, 1, 2),
-    "motion_detection": _boolean,
-    "debug_motion_detect": _boolean,
-    "motion_sensitivity": lambda v: _sensitivity(v, allow_default=False),
-    "hmbd_sensitivity": lambda v: _sensitivity(v, allow_default=True),
-    "fd_sensitivity": lambda v: _sensitivity(v, allow_default=True),
-    "fr_sensitivity": lambda v: _sensitivity(v, allow_default=False, top=1000),
-    "image_quality": _enum(0, 1, 2, 3),
-    "video_rotation": _enum(0, 1, 2, 3),
-    "speaker_volume": _enum(0, 1, 2),
-    "chime_file": _enum(*CHIME_FILES),
-    "motion_zone_config": _zones,
-}
-"""Every documented setting with its check."""
-
-
-def _default_settings(name: str) -> dict[str, Any]:
-    return {
-        "device_name": name, "time_zone": "EST5EDT,M3.2.0,M11.1.0", "led_color": "#00FF00",
-        "brightness": 0, "indoor_chime": True, "digital_chime": False, "outdoor_chime": True,
-        "skybell_chime": True, "outdoor_chime_volume": 0, "motion_detection": True,
-        "debug_motion_detect": False, "motion_sensitivity": 50,
-        "hmbd_sensitivity": SAME_AS_MOTION, "fd_sensitivity": SAME_AS_MOTION,
-        "fr_sensitivity": 500, "image_quality": 0, "video_rotation": 0, "speaker_volume": 0,
-        "chime_file": "1.wav", "event_duration": 30, "button_pressed": True,
-        "motion_zone_config": {"x": 8, "y": 5, "threshold": 1, "zones": [
-            [{"ignore": False, "sensitivity": 100} for _ in range(8)] for _ in range(5)]},
-    }
+VIDEO_READY_SECONDS = 0.5
+"""How long after an activity its clip is uploaded (``video_ready``, webhook "vready")."""
 
 
 def _iso(moment: float) -> str:
@@ -152,6 +58,11 @@ class SimDevice:
     online: bool = True
     last_connected: float = field(default_factory=time.time)
     last_disconnected: float | None = None
+    """When it last went offline; a doorbell that has been online has one (the recorded
+    answers always carry both, and aioskybellgen compares them to tell whether it is up)."""
+    last_seen: float = field(default_factory=time.time)
+    """Its last telemetry check-in."""
+    last_event_ms: int | None = None
     booted: float = field(default_factory=time.time)
     reboots: int = 0
     tones_played: list[str] = field(default_factory=list)
@@ -162,6 +73,10 @@ class SimDevice:
     lan_address: str | None = None
     """The doorbell's LAN address; None for 127.0.0.<index>, where its LAN packets come
     from."""
+
+    def __post_init__(self) -> None:
+        if self.last_disconnected is None:  # provisioned: offline, then online a minute later
+            self.last_disconnected = self.last_connected - 60
 
     @property
     def ip_address(self) -> str:
@@ -181,9 +96,12 @@ class SimDevice:
         }
 
     def telemetry(self) -> dict[str, Any]:
+        """The last check-in: the recorded answers' keys (``essid``, ``ip_address``,
+        ``last_seen``, ``link_quality``, ``signal_level``) and the seed's webhook ones."""
         wobble = int(time.time() / 60 + self.index) % 7
         signal = -40 - wobble if self.signal_level is None else self.signal_level
         return {
+            "essid": "simulated-wifi", "last_seen": _iso(self.last_seen),
             "uptime": int(time.time() - self.booted), "boot_time": int(self.booted),
             "timestamp": int(time.time() * 1000), "wifi_noise": "-100",
             "link_quality": f"{min(100, 140 + signal)}/100", "signal_level": str(signal),
@@ -192,26 +110,33 @@ class SimDevice:
             "ip_subnet": "255.0.0.0",
         }
 
-    def summary(self) -> dict[str, Any]:
+    def detail(self) -> dict[str, Any]:
+        """The device as ``GET /devices/{id}`` and each row of ``GET /devices`` answer it.
+
+        The seed's list rows show only ``settings.led_color``; the recorded answers' rows
+        carry the whole device, and aioskybellgen reads settings and telemetry from the list
+        alone, so both answer the whole device.  ``basic_motion`` and ``tones`` appear at the
+        top level too, as recorded."""
+        assert self.last_disconnected is not None
         return {
             "device_id": self.device_id, "client_id": str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                                      self.device_id)),
             "account_id": self.account_id, "serial": self.serial,
             "certificate_id": hashlib.sha256(self.serial.encode()).hexdigest(),
             "hardware": "Ver A:SB_TRIM2_0001", "firmware": "0.5.11",
-            "last_event": None, "last_connected": _iso(self.last_connected),
-            "last_disconnected": _iso(self.last_disconnected) if self.last_disconnected
-            else None,
-            "lat": None, "lon": None, "name": self.name,
-            "settings": {"led_color": self.settings["led_color"]},
+            "invite_token": hashlib.sha256(self.device_id.encode()).hexdigest(),
+            "last_event": None if self.last_event_ms is None else str(self.last_event_ms),
+            "last_connected": _iso(self.last_connected),
+            "last_disconnected": _iso(self.last_disconnected),
+            "lat": None, "lon": None, "name": self.name, "doorlock_id": None,
+            "location_id": None, "rapidsos": None, "using_rules": False,
+            "settings": copy.deepcopy(self.settings),
+            "basic_motion": dict(self.settings["basic_motion"]),
+            "tones": copy.deepcopy(self.settings["tones"]),
             "device_settings": self.device_settings(), "manufactured": None,
             "created_at": "2024-01-01T00:00:00.000Z", "updated_at": _iso(time.time()),
+            "telemetry": self.telemetry(),
         }
-
-    def detail(self) -> dict[str, Any]:
-        return {**self.summary(), "settings": {"device_id": "", "account_id": "",
-                                               **self.settings},
-                "telemetry": self.telemetry()}
 
 
 @dataclass
@@ -262,6 +187,9 @@ class CloudConfig:
     """Doorbells check in with telemetry this often (webhook "telemetry")."""
     token_seconds: float = TOKEN_SECONDS
     reboot_seconds: float = 2.0
+    tls: ssl.SSLContext | None = None
+    """Serve HTTPS with this context, so that a client built for the real cloud's
+    ``https://`` address can be pointed at the simulator unchanged."""
 
 
 class SkyBellCloud:
@@ -295,7 +223,7 @@ class SkyBellCloud:
         device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.config.email}/device/{index}"))
         name = NAMES[(index - 1) % len(NAMES)] + ("" if index <= len(NAMES) else f" {index}")
         device = SimDevice(index, device_id, f"A3BAB0{index:04d}", self.account_id,
-                           _default_settings(name))
+                           catalogue.defaults(name, device_id, self.account_id))
         self.devices[device_id] = device
         return device
 
@@ -360,19 +288,11 @@ class SkyBellCloud:
         self.refresh_tokens.clear()
 
     # ------------------------------------------------------------------ devices
-    def update_settings(self, device: SimDevice, changes: Any) -> None:
-        if not isinstance(changes, dict) or not changes:
-            raise SettingError("send an object with at least one setting")
-        checked = {}
-        for key, value in changes.items():
-            check = SETTINGS.get(key)
-            if check is None:
-                raise SettingError(f"{key} is not a setting")
-            try:
-                checked[key] = check(value)
-            except SettingError as exc:
-                raise SettingError(f"{key} {exc}") from None
-        device.settings.update(checked)
+    def update_settings(self, device: SimDevice, changes: Any) -> dict[str, Any]:
+        """Apply only the keys sent and answer the whole settings object, as the recorded
+        answers do (the seed shows an empty object)."""
+        catalogue.apply(device.settings, changes)
+        return copy.deepcopy(device.settings)
 
     def snapshot(self, device: SimDevice) -> bytes:
         camera = self.cameras.setdefault(device.device_id, Camera(seed=device.index))
@@ -402,24 +322,33 @@ class SkyBellCloud:
 
     # ------------------------------------------------------------------ events
     def event(self, device: SimDevice, kind: str, *, person: bool = False) -> dict[str, Any]:
-        """A doorbell press or a motion: the activity, the LAN packet and the webhooks."""
+        """A doorbell press, a motion or a live view ("lstream"): the activity, the LAN
+        packet (presses and motions only) and the webhooks; the clip follows shortly."""
         now = time.time()
         preview = self.snapshot(device)
-        activity = {
-            "event_time": int(now * 1000), "account_id": self.account_id,
+        activity: dict[str, Any] = {
+            "event_time": int(now * 1000), "created_at": _iso(now),
+            "account_id": self.account_id,
             "device_id": device.device_id, "device_name": device.name,
             "activity_id": str(uuid.uuid4()), "event_type": kind,
             "date": datetime.fromtimestamp(now, UTC).strftime("%m/%d/%Y"),
-            "video_url": None, "image": base64.b64encode(preview).decode(),
-            "edge_tags": ["person"] if person else None, "ai_ppe": None,
+            "image": base64.b64encode(preview).decode(),
+            "edge_tags": [kind, "person"] if person else [kind], "events": [], "ai_ppe": None,
+            # no clip yet: _video_ready fills these in, as the recorded rows show them
+            "video_ready": False, "video_ready_time": None, "video_size": None,
+            "video_url": None,
         }
         self.activities.append(activity)
+        device.last_event_ms = activity["event_time"]
         log.info("activity", device=device.name, kind=kind, person=person)
-        if kind in ("doorbell", "motion"):
+        if kind == "lstream":  # the seed: no preview and no activity in a live view's webhook
+            self.fire(device, kind, {"detail": {"state": "lstream",
+                                                "device": device.device_id}})
+        else:
             self._send_lan(device, kind)
-        self.fire(device, kind, {"date_time": activity["event_time"],
-                                 "preview": activity["image"],
-                                 "activity_id": activity["activity_id"]})
+            self.fire(device, kind, {"date_time": activity["event_time"],
+                                     "preview": activity["image"],
+                                     "activity_id": activity["activity_id"]})
         self._tasks.spawn(self._video_ready(device, activity))
         return activity
 
@@ -443,8 +372,16 @@ class SkyBellCloud:
             transport.close()
 
     async def _video_ready(self, device: SimDevice, activity: dict[str, Any]) -> None:
-        await asyncio.sleep(0.5)
+        """The clip is uploaded: the row says so and the webhook "vready" fires.
+
+        ``video_url`` is a path relative to the API base, as in the recorded answers (the
+        seed's example shows a presigned S3 address instead); the path answers the clip's
+        short-lived download address."""
+        await asyncio.sleep(VIDEO_READY_SECONDS)
         video = await self.video()
+        activity.update(video_ready=True, video_ready_time=_iso(time.time()),
+                        video_size=len(video),
+                        video_url=f"/activity/{activity['activity_id']}/video")
         self.fire(device, "vready", {"detail": {"activity_id": activity["activity_id"],
                                                 "size": len(video),
                                                 "device_id": device.device_id}})
@@ -483,6 +420,7 @@ class SkyBellCloud:
 
     def telemetry(self, device: SimDevice) -> None:
         """A telemetry check-in, as the doorbells send hourly."""
+        device.last_seen = time.time()
         self.fire(device, "telemetry", {"detail": device.telemetry()})
 
     async def _check_ins(self) -> None:

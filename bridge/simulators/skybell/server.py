@@ -16,14 +16,13 @@ import structlog
 from aiohttp import web
 
 from bridge.simulators.skybell.cloud import (
-    CHIME_FILES,
     TRIGGER_EVENTS,
     CloudConfig,
-    SettingError,
     SimDevice,
     SkyBellCloud,
     Trigger,
 )
+from bridge.simulators.skybell.settings import CHIME_FILES, SettingError
 from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.skybell")
@@ -38,8 +37,8 @@ def ok(data: Any = None, message: str = "OK", status: int = 200) -> web.Response
     return web.json_response({"error": False, "message": message, "data": data}, status=status)
 
 
-def fail(status: int, message: str) -> web.Response:
-    return web.json_response({"error": True, "message": message, "data": None}, status=status)
+def fail(status: int, message: str, data: Any = None) -> web.Response:
+    return web.json_response({"error": True, "message": message, "data": data}, status=status)
 
 
 class SkyBellSimulator:
@@ -54,7 +53,8 @@ class SkyBellSimulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     def describe(self) -> list[str]:
         """How to use it, for people (the API key is the simulator's own)."""
@@ -105,7 +105,15 @@ class SkyBellSimulator:
         app.router.add_post("/_sim/expire-tokens", self.sim_expire)
         app.router.add_post("/_sim/fail", self.sim_fail)
         app.router.add_get("/_sim/state", self.sim_state)
-        self._runner, self.port = await serve(app, self.config.host, self.config.port)
+        if self.config.tls is None:
+            self._runner, self.port = await serve(app, self.config.host, self.config.port)
+        else:
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                         shutdown_timeout=1.0)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, self.config.host, self.config.port,
+                              ssl_context=self.config.tls).start()
+            self.port = int(self._runner.addresses[0][1])
         self.cloud.base_url = self.url
         await self.cloud.start()
         log.info("SkyBell simulator listening", url=self.url, devices=len(self.cloud.devices))
@@ -190,8 +198,13 @@ class SkyBellSimulator:
         return ok(None)
 
     async def user(self, request: web.Request) -> web.Response:
-        return ok({"user_id": self.cloud.account_id, "email": self.config.email,
-                   "fname": "Demo", "lname": "User", "created_at": "2024-01-01T00:00:00.000Z"})
+        """The seed's keys (``account_id``, premium status) and the recorded answer's
+        (``user_since``, ``eula_accepted``, ``user_mobile_settings``); no ``user_id``."""
+        return ok({"account_id": self.cloud.account_id, "email": self.config.email,
+                   "fname": "Demo", "lname": "User", "user_since": "2024-01-01T00:00:00.000Z",
+                   "eula_accepted": "2024-01-01T00:00:00.000Z", "user_mobile_settings": {},
+                   "premium_status": "free", "premium": {"renewing": None, "term": None,
+                                                        "started_at": None, "ended_at": None}})
 
     async def health(self, request: web.Request) -> web.Response:
         return ok({"status": "healthy", "version": "5.12.0", "uptime": int(time.monotonic())})
@@ -199,7 +212,7 @@ class SkyBellSimulator:
     # ------------------------------------------------------------------ devices
     async def devices(self, request: web.Request) -> web.Response:
         limit, offset = _page(request, 50)
-        rows = [d.summary() for d in self.cloud.devices.values()]
+        rows = [d.detail() for d in self.cloud.devices.values()]
         return ok({"count": len(rows), "rows": rows[offset:offset + limit], "limit": limit,
                    "offset": offset})
 
@@ -207,12 +220,16 @@ class SkyBellSimulator:
         return ok(self._device(request).detail())
 
     async def settings(self, request: web.Request) -> web.Response:
+        """Only the keys sent change; the answer is the whole settings object.  A refused
+        update changes nothing and answers 400 with the envelope of the real cloud's refusals
+        recorded in aioskybellgen's test fixtures: ``error`` true, the reason in ``message``
+        and an empty ``data`` object."""
         device = self._device(request)
         try:
-            self.cloud.update_settings(device, await self._json(request))
+            settings = self.cloud.update_settings(device, await self._json(request))
         except SettingError as exc:
-            return fail(400, str(exc))
-        return ok({})
+            return fail(400, str(exc), {})
+        return ok(settings)
 
     async def snapshot(self, request: web.Request) -> web.Response:
         device = self._device(request)
@@ -223,34 +240,46 @@ class SkyBellSimulator:
                    .replace("+00:00", "Z"), "preview": base64.b64encode(jpeg).decode()})
 
     async def stream_start(self, request: web.Request) -> web.Response:
+        """Start a live view: it leaves an "lstream" activity.  The answer is 201, as
+        recorded; ``signed`` (the seed's and the recorded answers' list of the two endpoints'
+        signing inputs) comes besides ``signedWSS`` and ``signedHTTPS``."""
         device = self._device(request)
         body = await self._json(request)
-        if not body.get("force") and (offline := self._reachable(device)) is not None:
+        if not (isinstance(body, dict) and body.get("force")) \
+                and (offline := self._reachable(device)) is not None:
             return offline
         device.streaming = True
-        self.cloud.fire(device, "lstream", {"detail": {"state": "lstream",
-                                                       "device": device.device_id}})
+        self.cloud.event(device, "lstream")
         channel = (f"arn:aws:kinesisvideo:us-east-1:000000000000:channel/"
                    f"{device.serial}_{device.device_id}/{int(time.time() * 1000)}")
-        ws = self.url.replace("http://", "ws://")
-        expires = int(time.time() + 299)
-        signed = f"?X-Amz-Expires=299&X-Amz-Date={expires}&X-Amz-Signature=" \
+        ws = "wss" + self.url.removeprefix("https") if self.config.tls \
+            else "ws" + self.url.removeprefix("http")
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        signed = f"?X-Amz-Expires=299&X-Amz-Date={stamp}&X-Amz-Signature=" \
                  f"{secrets.token_hex(32)}"
+        endpoints = {"HTTPS": f"{self.url}/_kvs", "WSS": f"{ws}/_kvs"}
+        signing = [json.dumps({
+            "service": "kinesisvideo", "host": host, "path": "/",
+            "headers": {"X-Amz-ChannelARN": channel,
+                        "X-Amz-ClientId": f"VIEWER-FOR-CHANNEL{channel}", "Host": host,
+                        "X-Amz-Date": stamp}}) for host in endpoints.values()]
         return ok({
             "state": True,
             "ice": [{"urls": f"stun:{self.config.host}:3478"}],
-            "endpoints": [{"Protocol": "HTTPS", "ResourceEndpoint": f"{self.url}/_kvs"},
-                          {"Protocol": "WSS", "ResourceEndpoint": f"{ws}/_kvs"}],
+            "endpoints": [{"Protocol": protocol, "ResourceEndpoint": endpoint}
+                          for protocol, endpoint in endpoints.items()],
+            "signed": signing,
             "channelARN": channel,
             "credentials": {"AccessKeyId": "ASIA" + secrets.token_hex(8).upper(),
                             "SecretAccessKey": secrets.token_urlsafe(30),
                             "SessionToken": secrets.token_urlsafe(60),
-                            "Expiration": datetime.fromtimestamp(expires + 3300, UTC)
-                            .isoformat().replace("+00:00", "Z")},
+                            "Expiration": datetime.fromtimestamp(now.timestamp() + 3600, UTC)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z")},
             "aws_region": "us-east-1",
             "signedWSS": f"{ws}/_kvs/{signed}",
             "signedHTTPS": f"{self.url}/_kvs/{signed}",
-        })
+        }, status=201)
 
     async def stream_end(self, request: web.Request) -> web.Response:
         self._device(request).streaming = False
@@ -344,10 +373,13 @@ class SkyBellSimulator:
             rows = [a for a in rows if a["event_time"] >= start]
         if end is not None:
             rows = [a for a in rows if a["event_time"] <= end]
-        page = rows[offset:offset + limit]
-        if query.get("nopreviews") in ("true", "1"):
-            page = [{k: v for k, v in a.items() if k != "image"} for a in page]
-        return ok({"count": len(rows), "start": start, "end": end, "rows": page})
+        page = [dict(a) for a in rows[offset:offset + limit]]
+        images = query.get("nopreviews") not in ("true", "1")
+        if not images:  # the recorded answers keep the key, empty
+            for row in page:
+                row["image"] = None
+        return ok({"count": len(rows), "start": start, "end": end, "limit": limit,
+                   "offset": offset, "imagesIncluded": images, "rows": page})
 
     async def activity_days(self, request: web.Request) -> web.Response:
         days: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -358,8 +390,12 @@ class SkyBellSimulator:
 
     async def activity_video(self, request: web.Request) -> web.Response:
         activity_id = request.match_info["activity_id"]
-        if not any(a["activity_id"] == activity_id for a in self.cloud.activities):
+        activity = next((a for a in self.cloud.activities if a["activity_id"] == activity_id),
+                        None)
+        if activity is None:
             return fail(404, "Activity not found")
+        if not activity["video_ready"]:
+            return fail(404, "Video not ready")
         return ok({"download_url": self.cloud.video_url(activity_id)})
 
     async def activity_delete(self, request: web.Request) -> web.Response:
