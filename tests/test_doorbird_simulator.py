@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import time
 
 import aiohttp
 import pytest
-from doorbirdpy import DoorBird, DoorBirdScheduleEntry, DoorBirdScheduleEntryOutput
+from doorbirdpy import (
+    DoorBird,
+    DoorBirdScheduleEntryOutput,
+    DoorBirdScheduleEntrySchedule,
+)
 
 from bridge.backends.doorbird import packets
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+from bridge.simulators.doorbird.schedule import active
 from bridge.webapp import serve
+
+# How Home Assistant writes "always" (its MIN_WEEKDAY and MAX_WEEKDAY): a span that wraps.
+HA_ALWAYS = (104400, 104399)
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -32,7 +41,7 @@ def free_udp_port() -> int:
 async def simulator():
     config = DoorBirdConfig(event_ports=[free_udp_port(), free_udp_port()], relays=["1", "2",
                             "gggaaa@1"], lockout_after=3, lockout_seconds=0.5,
-                            reboot_seconds=0.3)
+                            reboot_seconds=0.3, rtsp_port=None, rtsp_http_port=None)
     sim = DoorBirdSimulator(config)
     await sim.start()
     yield sim
@@ -73,21 +82,182 @@ async def test_live_and_history_images(doorbird, simulator):
     assert history[:2] == b"\xff\xd8"
 
 
-async def test_favorites_and_schedules(doorbird, simulator):
+async def test_a_new_station_lists_a_doorbell_entry_per_call_button_motion_and_relay():
+    sim = DoorBirdSimulator(DoorBirdConfig(buttons=2, event_ports=[free_udp_port()],
+                                           rtsp_port=None, rtsp_http_port=None))
+    await sim.start()
+    client = DoorBird(sim.config.host, sim.config.user, sim.config.password, port=sim.port)
+    try:
+        entries = await client.schedule()
+    finally:
+        await client.close()
+        await sim.stop()
+    assert [(e.input, e.param) for e in entries] == [
+        ("doorbell", "1"), ("doorbell", "2"), ("motion", ""), ("relay", "1")]
+    for entry in entries[:3]:  # the DoorBird app's push notification, always on
+        (output,) = entry.output
+        assert (output.event, output.enabled) == ("notify", True)
+        assert output.schedule.weekdays == [{"from": "108000", "to": "107999"}]
+    assert entries[3].output == []
+
+
+async def test_home_assistant_attaches_its_favorites_to_the_existing_entries_and_they_fire(
+        doorbird, simulator, aiohttp_free_server):
+    """Home Assistant's DoorBird integration, step by step: favorites first, then an output per
+    favorite on the entry the station already has, with a week-wrapping "always"."""
+    calls, url = aiohttp_free_server
+    before = await doorbird.schedule()
+    for event in ("doorbell", "motion"):
+        assert await doorbird.change_favorite("http", f"Home Assistant (door_{event})",
+                                              f"{url}/{event}?token=t")
+    favorites = (await doorbird.favorites())["http"]
+    ids = {f["title"]: i for i, f in favorites.items()}
+    for input_, param, event in (("doorbell", "1", "doorbell"), ("motion", "", "motion")):
+        entry = await doorbird.get_schedule_entry(input_, param)
+        assert [o.event for o in entry.output] == ["notify"]  # found, not made up
+        schedule = DoorBirdScheduleEntrySchedule()
+        schedule.add_weekday(*HA_ALWAYS)
+        entry.output.append(DoorBirdScheduleEntryOutput(
+            enabled=True, event="http", param=ids[f"Home Assistant (door_{event})"],
+            schedule=schedule))
+        assert await doorbird.change_schedule(entry) == (True, 200)
+
+    entries = await doorbird.schedule()
+    assert [(e.input, e.param) for e in entries] == [(e.input, e.param) for e in before]
+    assert [[o.event for o in e.output] for e in entries] == [
+        ["notify", "http"], ["notify", "http"], []]
+    await simulator.device.ring(1)
+    await simulator.device.motion()
+    async with asyncio.timeout(20):
+        while len(calls) < 2:
+            await asyncio.sleep(0.02)
+    assert sorted(calls) == ["/ring/doorbell?token=t", "/ring/motion?token=t"]
+    assert simulator.device.notifications == ["doorbell 1", "motion"]
+
+
+async def test_favorites_and_schedule_entries_round_trip_through_doorbirdpy(doorbird, simulator):
+    original = json.dumps(simulator.device.schedules)
     assert await doorbird.change_favorite("http", "bridge", "http://127.0.0.1:9/ring")
-    favorites = await doorbird.favorites()
-    (fav_id,) = favorites["http"]
-    assert favorites["http"][fav_id] == {"title": "bridge", "value": "http://127.0.0.1:9/ring"}
-    entry = DoorBirdScheduleEntry("doorbell", "1")
-    output = DoorBirdScheduleEntryOutput(event="http", param=fav_id)
-    output.schedule.add_weekday(0, 604799)
-    entry.output.append(output)
-    assert await doorbird.change_schedule(entry) == (True, 200)
-    assert [e.input for e in await doorbird.schedule()] == ["doorbell"]
-    assert await doorbird.delete_schedule("doorbell", "1")
-    assert await doorbird.schedule() == []
+    (fav_id,) = (await doorbird.favorites())["http"]
+    assert await doorbird.change_favorite("http", "renamed", "http://127.0.0.1:9/r", fav_id)
+    assert (await doorbird.favorites())["http"] == {
+        fav_id: {"title": "renamed", "value": "http://127.0.0.1:9/r"}}
+
+    relay = await doorbird.get_schedule_entry("relay", "1")
+    relay.output.append(DoorBirdScheduleEntryOutput(event="http", param=fav_id))
+    assert await doorbird.change_schedule(relay) == (True, 200)
+    fresh = await doorbird.get_schedule_entry("doorbell", "3")  # none yet: a new one
+    assert fresh.output == []
+    output = DoorBirdScheduleEntryOutput(event="relay", param="2")
+    output.schedule.add_range(0, 2**31 - 1)
+    fresh.output.append(output)
+    assert await doorbird.change_schedule(fresh) == (True, 200)
+    listed = {(e.input, e.param): e.export for e in await doorbird.schedule()}
+    assert listed[("relay", "1")] == relay.export
+    assert listed[("doorbell", "3")] == fresh.export
+
+    relay.output.clear()
+    assert await doorbird.change_schedule(relay) == (True, 200)
+    assert await doorbird.delete_schedule("doorbell", "3")
     assert await doorbird.delete_favorite("http", fav_id)
     assert (await doorbird.favorites())["http"] == {}
+    # the relay entry is as it was, in its place, and no other entry changed
+    assert json.dumps(simulator.device.schedules) == original
+
+
+async def test_malformed_schedule_entries_are_refused_and_change_nothing(simulator):
+    auth = basic(simulator.config.user, simulator.config.password)
+    before = json.dumps(simulator.device.schedules)
+    notify = {"event": "notify", "param": "", "schedule": {}}
+    bad = [
+        [], {"input": "window", "param": "", "output": []},
+        {"input": "doorbell", "param": 1, "output": []},
+        {"input": "doorbell", "param": "1", "output": "notify"},
+        {"input": "doorbell", "param": "1", "output": [{"param": ""}]},
+        {"input": "doorbell", "param": "1", "output": [{**notify, "schedule": []}]},
+        {"input": "doorbell", "param": "1", "output": [
+            {**notify, "schedule": {"weekdays": [{"from": "monday", "to": "1"}]}}]},
+        {"input": "motion", "param": "", "output": [
+            {**notify, "schedule": {"from-to": [{"from": "1"}]}}]},
+    ]
+    async with aiohttp.ClientSession(headers=auth) as http:
+        for entry in bad:
+            async with http.post(f"{simulator.url}/bha-api/schedule.cgi", json=entry) as r:
+                assert r.status == 400, entry
+        async with http.post(f"{simulator.url}/bha-api/schedule.cgi", data=b"{") as r:
+            assert r.status == 400
+    assert json.dumps(simulator.device.schedules) == before
+    await simulator.device.ring(1)  # and the station still rings
+    assert simulator.device.notifications == ["doorbell 1"]
+
+
+@pytest.mark.parametrize("span", [(108000, 107999), HA_ALWAYS, (0, 604799)])
+def test_a_weekly_span_that_wraps_around_the_week_means_always(span):
+    schedule = {"weekdays": [{"from": str(span[0]), "to": str(span[1])}]}
+    week_start = time.mktime((2024, 6, 2, 0, 0, 0, 0, 0, -1))  # a Sunday, local time
+    moments = [week_start + offset for offset in range(0, 7 * 86400, 3599)]
+    assert all(active(schedule, moment) for moment in moments)
+
+
+def test_a_weekly_span_runs_only_within_itself_even_across_sunday():
+    saturday_night_to_sunday_morning = {"weekdays": [{"from": str(6 * 86400 + 22 * 3600),
+                                                      "to": str(6 * 3600)}]}
+    week_start = time.mktime((2024, 6, 2, 0, 0, 0, 0, 0, -1))  # a Sunday, local time
+
+    def at(day: int, hour: int) -> bool:
+        return active(saturday_night_to_sunday_morning, week_start + day * 86400 + hour * 3600)
+
+    assert at(6, 23) and at(0, 1) and at(7, 5)
+    assert not at(0, 7) and not at(3, 12) and not at(6, 21)
+    assert not active({}, time.time())  # an empty schedule never runs
+
+
+async def test_the_html5_viewer_shows_the_live_stream(doorbird, simulator):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(doorbird.html5_viewer_url) as response:  # user:password@ in it
+            assert response.status == 200 and response.content_type == "text/html"
+            page = await response.text()
+        assert "video.cgi" in page and "<img" in page
+        assert simulator.config.password not in page
+        async with http.get(f"{simulator.url}/bha-api/view.html") as response:
+            assert response.status == 401
+        # what the page's script asks for, with the credentials it was opened with
+        async with http.get(f"{simulator.url}/bha-api/video.cgi", params={
+                "http-user": simulator.config.user,
+                "http-password": simulator.config.password}) as response:
+            assert response.content_type == "multipart/x-mixed-replace"
+            part = await aiohttp.MultipartReader.from_response(response).next()
+            assert (await part.read())[:2] == b"\xff\xd8"
+
+
+async def test_rtsp_ports_are_reserved_where_they_can_be_bound():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        wanted = taken.getsockname()[1]
+        sim = DoorBirdSimulator(DoorBirdConfig(event_ports=[free_udp_port()],
+                                               rtsp_port=wanted, rtsp_http_port=0))
+        await sim.start()
+        try:
+            assert sim.rtsp_port not in (None, wanted)  # taken: a free one instead
+            assert sim.rtsp_http_port not in (None, 0, sim.rtsp_port)
+            for port in (sim.rtsp_port, sim.rtsp_http_port):
+                with socket.socket() as other, pytest.raises(OSError):
+                    other.bind(("127.0.0.1", port))  # kept for the station
+            async with aiohttp.ClientSession() as http, \
+                    http.get(f"{sim.url}/_sim/state") as response:
+                state = await response.json()
+            assert (state["rtsp_port"], state["rtsp_http_port"]) == (sim.rtsp_port,
+                                                                     sim.rtsp_http_port)
+            assert any(str(sim.rtsp_port) in line for line in sim.describe())
+        finally:
+            await sim.stop()
+    assert sim.rtsp_port is None  # released
+
+
+async def test_without_rtsp_ports_none_are_declared(simulator):
+    assert (simulator.rtsp_port, simulator.rtsp_http_port) == (None, None)
+    assert not any("reserved" in line for line in simulator.describe())
 
 
 async def test_monitor_stream_reports_rings_and_motion(doorbird, simulator):

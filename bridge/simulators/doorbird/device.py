@@ -21,6 +21,7 @@ import aiohttp
 import structlog
 
 from bridge.backends.doorbird import packets
+from bridge.simulators.doorbird.schedule import active, factory_schedule
 from bridge.simulators.scenery import Camera
 from bridge.tasks import BackgroundTasks
 
@@ -60,6 +61,12 @@ class DoorBirdConfig:
     event_ports: list[int] = field(default_factory=lambda: [6524, 35344])
     event_host: str = "127.0.0.1"
     relays: list[str] = field(default_factory=lambda: ["1", "2"])
+    buttons: int = 1
+    """Call buttons; the schedule comes with a doorbell entry for each."""
+    rtsp_port: int | None = 554
+    """RTSP (``/mpeg/media.amp``); 0 for any free port, None for none."""
+    rtsp_http_port: int | None = 8557
+    """RTSP over HTTP; 0 for any free port, None for none."""
     device_type: str = "DoorBird D2101V"
     firmware: str = "000130"
     build_number: str = "15870439"
@@ -84,7 +91,7 @@ class DoorBirdDevice:
         self.history: dict[str, deque[tuple[float, bytes]]] = {
             "doorbell": deque(maxlen=HISTORY_SIZE), "motionsensor": deque(maxlen=HISTORY_SIZE)}
         self.favorites: dict[str, dict[str, dict[str, str]]] = {"http": {}, "sip": {}}
-        self.schedules: list[dict[str, Any]] = []
+        self.schedules = factory_schedule(config.buttons, config.relays)
         self.sip: dict[str, Any] = dict(SIP_DEFAULTS)
         self.relay_log: list[tuple[float, str]] = []
         self.light_log: list[float] = []
@@ -100,6 +107,8 @@ class DoorBirdDevice:
         self.transmitting = False
         self.audio_received = 0
         self.favorite_calls: list[str] = []
+        self.notifications: list[str] = []
+        """The pushes to the DoorBird app (``notify`` outputs): ``doorbell 1``, ``motion``."""
         self.connections: list[float] = []
         self.states = {"doorbell": "L", "motionsensor": "L"}
         self._next_favorite = 0
@@ -206,9 +215,12 @@ class DoorBirdDevice:
         return fav_id
 
     def save_schedule(self, entry: dict[str, Any]) -> None:
-        self.schedules = [e for e in self.schedules
-                          if (e["input"], e.get("param", "")) != (entry["input"],
-                                                                  entry.get("param", ""))]
+        """Replaces the entry of the same input and param where it stands, or appends."""
+        key = (entry["input"], entry.get("param", ""))
+        for index, existing in enumerate(self.schedules):
+            if (existing["input"], existing.get("param", "")) == key:
+                self.schedules[index] = entry
+                return
         self.schedules.append(entry)
 
     def remove_schedule(self, input_: str, param: str) -> None:
@@ -272,10 +284,12 @@ class DoorBirdDevice:
             if entry.get("input") != input_ or entry.get("param", "") not in ("", param):
                 continue
             for output in entry.get("output", []):
-                if str(output.get("enabled", "1")) != "1" or not _active(
+                if str(output.get("enabled", "1")) != "1" or not active(
                         output.get("schedule", {}), now):
                     continue
-                if output.get("event") == "http":
+                if output.get("event") == "notify":
+                    self.notifications.append(f"{input_} {param}".strip())
+                elif output.get("event") == "http":
                     favorite = self.favorites["http"].get(str(output.get("param")))
                     if favorite is not None:
                         self._tasks.spawn(self._call_favorite(favorite["value"]))
@@ -312,26 +326,11 @@ class DoorBirdDevice:
         return {
             "relays": [r for _, r in self.relay_log], "lights": len(self.light_log),
             "favorites": self.favorites, "schedules": json.loads(json.dumps(self.schedules)),
-            "favorite_calls": list(self.favorite_calls), "restarts": self.restarts,
+            "favorite_calls": list(self.favorite_calls),
+            "notifications": list(self.notifications), "restarts": self.restarts,
             "audio_received": self.audio_received, "monitors": len(self.monitors),
             "sip": {k: v for k, v in self.sip.items() if k not in ("password",
                                                                    "relay1_passcode")},
             "connections": len(self.connections), "reachable": self.reachable,
         }
 
-
-def _active(schedule: dict[str, Any], now: float) -> bool:
-    """Whether a schedule entry's output runs now (an empty schedule never runs)."""
-    once = schedule.get("once")
-    if isinstance(once, dict) and str(once.get("valid")) == "1":
-        return True
-    for span in schedule.get("from-to", []) or []:
-        if int(span["from"]) <= now <= int(span["to"]):
-            return True
-    weekdays = schedule.get("weekdays", []) or []
-    if weekdays:
-        local = time.localtime(now)
-        since_sunday = ((local.tm_wday + 1) % 7) * 86400 + local.tm_hour * 3600 \
-            + local.tm_min * 60 + local.tm_sec
-        return any(int(w["from"]) <= since_sunday <= int(w["to"]) for w in weekdays)
-    return False

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import secrets
+import socket
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,8 @@ from bridge.simulators.doorbird.device import (
     DoorBirdConfig,
     DoorBirdDevice,
 )
+from bridge.simulators.doorbird.schedule import invalid_entry
+from bridge.simulators.doorbird.viewer import VIEW_HTML
 from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.doorbird")
@@ -52,6 +55,7 @@ class DoorBirdSimulator:
         self._nonces: set[str] = set()
         self._seen_transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self.port = self.config.http_port
+        self._reserved: dict[str, socket.socket] = {}
 
     @property
     def address(self) -> str:
@@ -62,14 +66,37 @@ class DoorBirdSimulator:
     def url(self) -> str:
         return f"http://{self.address}"
 
+    @property
+    def rtsp_port(self) -> int | None:
+        """The port of RTSP, or None when the station has none."""
+        return self._reserved_port("rtsp")
+
+    @property
+    def rtsp_http_port(self) -> int | None:
+        """The port of RTSP over HTTP, or None when the station has none."""
+        return self._reserved_port("rtsp-http")
+
+    def _reserved_port(self, name: str) -> int | None:
+        sock = self._reserved.get(name)
+        return None if sock is None else int(sock.getsockname()[1])
+
     def describe(self) -> list[str]:
         """How to use it, for people."""
-        return [f"user {self.config.user}, relays {', '.join(self.config.relays)}",
-                f"ring:   curl -X POST '{self.url}/_sim/ring?n=1'",
-                f"motion: curl -X POST {self.url}/_sim/motion"]
+        lines = [f"user {self.config.user}, relays {', '.join(self.config.relays)}",
+                 f"viewer: {self.url}/bha-api/view.html",
+                 f"ring:   curl -X POST '{self.url}/_sim/ring?n=1'",
+                 f"motion: curl -X POST {self.url}/_sim/motion"]
+        ports = [f"{name} {self._reserved_port(name)}" for name in self._reserved]
+        if ports:
+            lines.append(f"reserved ports (no stream served yet): {', '.join(ports)}")
+        return lines
 
     async def start(self) -> None:
         await self.device.start()
+        for name, port in (("rtsp", self.config.rtsp_port),
+                           ("rtsp-http", self.config.rtsp_http_port)):
+            if port is not None:
+                self._reserved[name] = _reserve_port(self.config.host, port, name)
         app = web.Application(middlewares=[self._availability, self._auth])
         app.add_routes(self._routes())
         self._runner, self.port = await serve(app, self.config.host, self.config.http_port)
@@ -80,6 +107,9 @@ class DoorBirdSimulator:
         await self.device.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        for sock in self._reserved.values():
+            sock.close()
+        self._reserved.clear()
 
     # ------------------------------------------------------------------ middlewares
     @web.middleware
@@ -170,6 +200,7 @@ class DoorBirdSimulator:
         api = "/bha-api/"
         return [
             web.get(api + "info.cgi", self.info),
+            web.get(api + "view.html", self.view),
             web.get(api + "getsession.cgi", self.getsession),
             web.get(api + "open-door.cgi", self.open_door),
             web.get(api + "light-on.cgi", self.light_on),
@@ -199,6 +230,9 @@ class DoorBirdSimulator:
             "PRIMARY_MAC_ADDR": c.mac, "WIFI_MAC_ADDR": "", "RELAYS": list(c.relays),
             "DEVICE-TYPE": c.device_type,
         }])
+
+    async def view(self, request: web.Request) -> web.Response:
+        return web.Response(text=VIEW_HTML, content_type="text/html")
 
     async def getsession(self, request: web.Request) -> web.Response:
         old = request.query.get("invalidate")
@@ -351,10 +385,9 @@ class DoorBirdSimulator:
             entry = await request.json()
         except json.JSONDecodeError:
             return web.Response(status=400, text="a JSON schedule entry is expected")
-        if not isinstance(entry, dict) or entry.get("input") not in (
-                "doorbell", "motion", "rfid", "fingerprint", "input") or not isinstance(
-                entry.get("output"), list):
-            return web.Response(status=400, text="input and output are required")
+        problem = invalid_entry(entry)
+        if problem is not None:
+            return web.Response(status=400, text=problem)
         entry.setdefault("param", "")
         self.device.save_schedule(entry)
         return web.Response(status=200)
@@ -433,7 +466,27 @@ class DoorBirdSimulator:
         return web.json_response({"ok": True})
 
     async def sim_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.device.snapshot())
+        return web.json_response({**self.device.snapshot(), "rtsp_port": self.rtsp_port,
+                                  "rtsp_http_port": self.rtsp_http_port})
+
+
+def _reserve_port(host: str, port: int, name: str) -> socket.socket:
+    """Binds ``port`` (without listening, so connections are refused) to keep it for the
+    station's stream; a port that cannot be bound (taken, or privileged) gives way to a free
+    one, so that the simulator runs anywhere."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        try:
+            sock.bind((*address[:1], 0, *address[2:]))
+        except OSError:
+            sock.close()
+            raise
+        log.info("port unavailable, using a free one", stream=name, wanted=port,
+                 port=sock.getsockname()[1], reason=exc.strerror)
+    return sock
 
 
 def _monitor_part(line: str) -> bytes:
