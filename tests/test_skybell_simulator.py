@@ -290,6 +290,13 @@ async def test_tones_and_locations(api, sim):
     assert device.tones_played == ["home.wav"]
     assert (await api("POST", f"/devices/{device.device_id}/tones/test",
                       json={"file_name": "x.wav"}))[0] == 400
+    assert (await api("POST", f"/devices/{device.device_id}/tones",
+                      json={"tone_type": "doorbell", "tone_file": "harp_riff.mp3"}))[0] == 200
+    _, detail = await api("GET", f"/devices/{device.device_id}")
+    assert detail["data"]["settings"]["tones"]["button"]["file"] == "harp_riff.mp3"
+    assert detail["data"]["tones"]["button"]["file"] == "harp_riff.mp3"
+    assert (await api("POST", f"/devices/{device.device_id}/tones",
+                      json={"tone_type": "siren", "tone_file": "x.mp3"}))[0] == 400
     async with aiohttp.ClientSession() as http, http.get(f"{sim.url}/api/v5/tones/chime") as r:
         assert r.status == 200  # no authentication needed
     assert (await api("POST", "/locations", json={"building_information": {}}))[0] == 400

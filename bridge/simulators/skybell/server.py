@@ -327,7 +327,8 @@ class SkyBellSimulator:
     async def tone_test(self, request: web.Request) -> web.Response:
         device = self._device(request)
         body = await self._json(request)
-        name = body.get("file_name", device.settings["chime_file"])
+        # an empty chime_file is the doorbell's own tone, the seed's default "1.wav"
+        name = body.get("file_name", device.settings["chime_file"] or "1.wav")
         if name not in CHIME_FILES:
             return fail(400, f"file_name must be one of {', '.join(CHIME_FILES)}")
         if (offline := self._reachable(device)) is not None:
@@ -336,10 +337,19 @@ class SkyBellSimulator:
         return ok(False, "Tested tone")
 
     async def tone_set(self, request: web.Request) -> web.Response:
-        self._device(request)
+        """The seed's ``tone_type`` and ``tone_file``; the device's ``tones`` then show the
+        file as the recorded answers do (``button``, ``motion``, ``test``)."""
+        device = self._device(request)
         body = await self._json(request)
-        if body.get("type") not in ("chime", "doorbell", "motion"):
-            return fail(400, "type must be chime, doorbell or motion")
+        kind, file = body.get("tone_type"), body.get("tone_file")
+        if kind not in ("test", "button", "doorbell", "motion"):
+            return fail(400, "tone_type must be test, button, doorbell or motion")
+        if not isinstance(file, str) or not file or len(file) > 200:
+            return fail(400, "tone_file must be the file of a listed tone")
+        slot = "button" if kind == "doorbell" else kind
+        device.settings["tones"][slot] = {
+            "file": file, "last_updated": datetime.now(UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")}
         return ok(False, "Custom tone set")
 
     async def tones_featured(self, request: web.Request) -> web.Response:
