@@ -14,6 +14,7 @@ from bridge.driver import Backend, Device, Driver, Station
 from bridge.driver import properties as p
 from bridge.driver.errors import InvalidPropertyValue, StationNotConnected
 from bridge.media.hub import Upstream, VideoFrame, VideoInfo
+from bridge.media.talk import Talk
 from tests.media import FPS, HEIGHT, WIDTH, h264_access_units
 
 DOORBELL = "TESTBELL0001"
@@ -36,6 +37,9 @@ class DoorbellBackend(Backend):
         self.streams_ended = 0
         self.stream_fails: int | None = None
         self.stream_start_error: Exception | None = None
+        self.heard: list[bytes] = []
+        self.talks_started = 0
+        self.talks_ended = 0
 
     async def start(self, driver: Driver) -> None:
         if self.fail_start:
@@ -48,7 +52,8 @@ class DoorbellBackend(Backend):
         driver.add_station(station)
 
         bell = Device(DOORBELL, backend=self, station_serial=DOORBELL,
-                      commands=("start_livestream", "stop_livestream", "reset_alarm"))
+                      commands=("start_livestream", "stop_livestream", "reset_alarm",
+                                "start_talkback", "stop_talkback", "talkback_audio_data"))
         p.define_device(bell, name="Front door", model="Test Bell", type_=5, hardware="1.0",
                         software="2.3.4")
         bell.define(p.RINGING, False)
@@ -92,6 +97,16 @@ class DoorbellBackend(Backend):
         if command == "reset_alarm":
             await asyncio.sleep(3600)  # a device that never answers
         return None
+
+    async def talk(self, device: Any, talk: Talk) -> None:
+        """Takes audio at once and keeps every ADTS frame it hears."""
+        self.talks_started += 1
+        talk.started()
+        try:
+            async for frame in talk.audio():
+                self.heard.append(frame)
+        finally:
+            self.talks_ended += 1
 
     async def stream(self, device: Any, upstream: Upstream) -> None:
         """Real H.264 at the test frame rate, looping; ``stream_fails`` ends it with an error

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bridge.driver.driver import Driver
     from bridge.driver.model import Entity
     from bridge.media.hub import Upstream
+    from bridge.media.talk import Talk
 
 
 class Backend(ABC):
@@ -103,6 +104,12 @@ class Backend(ABC):
         :class:`BridgeError` when it cannot start (the client is told its code).  Called at
         most once at a time per device: the stream hub shares it between clients."""
         raise NotSupported(f"{device.serial} has no live stream")
+
+    async def talk(self, device: Entity, talk: Talk) -> None:
+        """Send a client's voice to the device: call ``talk.started()`` once the device takes
+        audio, then read ``talk.audio()`` (AAC-LC ADTS frames) until it ends.  Raise a
+        :class:`BridgeError` when the device cannot take audio now."""
+        raise NotSupported(f"{device.serial} cannot play a client's voice")
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

@@ -26,6 +26,7 @@ from bridge.driver.events import DriverEvent, EventBus
 from bridge.driver.lifecycle import Lifecycle
 from bridge.driver.model import Device, Entity, PropertyMetadata, Station
 from bridge.media.hub import StreamHub, Subscriber
+from bridge.media.talk import Ended, TalkHub
 from bridge.tasks import BackgroundTasks, foreign_cancellation
 
 log = structlog.get_logger(component="bridge.driver")
@@ -70,6 +71,7 @@ class Driver:
         self._in_flight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
         # a backend's start must end (or fail) before a command waiting on it times out
         self.streams = StreamHub(start_timeout=backend_timeout)
+        self.talks = TalkHub(start_timeout=backend_timeout)
         self.lifecycle = Lifecycle(self, start_timeout=backend_timeout,
                                    stop_timeout=stop_timeout,
                                    before_stop=self._before_backends_stop)
@@ -135,6 +137,7 @@ class Driver:
         """Before backends stop: nothing of theirs may run while they release their clients
         (refreshes, live streams)."""
         await self.streams.stop_all()
+        await self.talks.stop_all()
         await self._tasks.cancel_all()
 
     async def watch(self, device: Device, subscriber: Subscriber) -> None:
@@ -147,6 +150,16 @@ class Driver:
             raise StationNotConnected("the driver is disconnected")
         await self.streams.join(device.serial, subscriber,
                                 lambda upstream: backend.stream(device, upstream))
+
+    async def start_talk(self, device: Device, owner: object, ended: Ended) -> None:
+        """Start ``owner``'s talk through the device; returns once the device takes audio."""
+        backend = device.backend
+        if "start_talkback" not in device.commands or backend is None:
+            raise NotSupported(f"{device.serial} cannot play a client's voice")
+        if not self.connected:
+            raise StationNotConnected("the driver is disconnected")
+        await self.talks.start(device.serial, owner, lambda talk: backend.talk(device, talk),
+                               ended)
 
     async def _call_backend(self, backend: Backend, what: str,
                             call: Callable[[], Awaitable[Any]]) -> Any:

@@ -33,6 +33,23 @@ def adts_header(payload: int, rate: int = AAC_RATE, channels: int = 1) -> bytes:
     ))
 
 
+def split_adts(data: bytes) -> list[bytes]:
+    """The ADTS frames of ``data``; ValueError unless it is nothing but whole ADTS frames."""
+    frames, pos = [], 0
+    while pos < len(data):
+        header = data[pos:pos + 7]
+        if len(header) < 7 or header[0] != 0xFF or header[1] & 0xF6 != 0xF0:
+            raise ValueError("not an ADTS frame")
+        length = ((header[3] & 3) << 11) | (header[4] << 3) | (header[5] >> 5)
+        if length < 7 or pos + length > len(data):
+            raise ValueError("an ADTS frame runs past the end of the data")
+        frames.append(data[pos:pos + length])
+        pos += length
+    if not frames:
+        raise ValueError("no audio")
+    return frames
+
+
 class AacEncoder:
     """PCM frames of any rate and layout in, AAC-LC ADTS frames (16 kHz mono) out."""
 

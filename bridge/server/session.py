@@ -87,4 +87,5 @@ class Session:
         watching, self.livestreams = self.livestreams, {}
         for serial, watcher in watching.items():
             self.driver.streams.leave(serial, watcher)
+        self.driver.talks.stop_owned_by(self)
         return tasks

@@ -16,13 +16,16 @@ import structlog
 from bridge.driver import Device
 from bridge.driver.errors import (
     BridgeError,
+    InvalidCommandValue,
     LivestreamAlreadyRunning,
     LivestreamNotRunning,
     NotSupported,
 )
+from bridge.media.audio import split_adts
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
-from bridge.server.livestream import Watcher
+from bridge.server.livestream import Watcher, notice
+from bridge.server.session import Session
 
 audit = structlog.get_logger(component="bridge.audit")
 
@@ -32,6 +35,9 @@ AUDITED_PROPERTIES = frozenset({"locked", "relayPasscode"})
 client's address, so that who opened the door can be found out afterwards."""
 
 T = TypeVar("T")
+
+TALKBACK_SCHEMA = 13
+"""The schema from which talkback events exist."""
 
 
 async def _audited(req: Request, action: str, work: Awaitable[T], **what: Any) -> T:
@@ -152,7 +158,47 @@ def is_downloading(req: Request) -> Result:
 
 @handles("device.is_talkback_ongoing")
 def is_talkback_ongoing(req: Request) -> Result:
-    return {**_serial(req), "talkbackOngoing": False}
+    return {**_serial(req), "talkbackOngoing": req.driver.talks.ongoing(req.entity.serial)}
+
+
+@handles("device.start_talkback")
+async def start_talkback(req: Request) -> Result:
+    """Talk through the device (one client at a time); ``talkback started`` follows the
+    answer, ``talkback stopped`` comes when the talk ends by itself (idle, device gone)."""
+    assert isinstance(req.entity, Device)
+    session, serial = req.session, req.entity.serial
+
+    def ended(reason: str | None) -> None:
+        _announce(session, serial, "talkback stopped")
+
+    await req.driver.start_talk(req.entity, session, ended)
+    asyncio.get_running_loop().call_soon(_announce, session, serial, "talkback started")
+    return {}
+
+
+@handles("device.talkback_audio_data")
+def talkback_audio_data(req: Request) -> Result:
+    talk = req.driver.talks.talk_of(req.entity.serial, req.session)
+    try:
+        frames = split_adts(req.params["buffer"])
+    except ValueError as exc:
+        raise InvalidCommandValue(f"talkback audio: {exc}") from None
+    for frame in frames:
+        talk.put(frame)
+    return {}
+
+
+@handles("device.stop_talkback")
+def stop_talkback(req: Request) -> Result:
+    req.driver.talks.stop(req.entity.serial, req.session)
+    asyncio.get_running_loop().call_soon(_announce, req.session, req.entity.serial,
+                                         "talkback stopped")
+    return {}
+
+
+def _announce(session: Session, serial: str, name: str) -> None:
+    if session.schema >= TALKBACK_SCHEMA:
+        session.send(notice(serial, name))
 
 
 @handles("device.get_voices")
