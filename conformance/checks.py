@@ -274,6 +274,48 @@ class Suite:
                 self.check_field_types(spec.name, schema, spec, result)
         if targets["device"]:
             await self.check_metadata(targets["device"][0])
+            await self.check_media_commands(targets["device"])
+
+    async def check_media_commands(self, serials: list[str]) -> None:
+        """Live stream and talkback refusals on every device; with ``--writes`` also a real
+        start, a second start and a stop."""
+        session = await self.session(CATALOG.max_schema)
+        for serial in serials:
+            reply = await session.command("device.get_commands", serialNumber=serial)
+            commands = set((reply.get("result") or {}).get("commands") or [])
+            if "start_livestream" not in commands:
+                reply = await session.command("device.start_livestream", serialNumber=serial)
+                self.record("start_livestream where none is listed", CATALOG.max_schema,
+                            reply.get("errorCode") == "device_not_supported", str(reply))
+                continue
+            refusals: list[tuple[str, str, dict[str, Any]]] = [
+                ("device.stop_livestream", "device_livestream_not_running", {})]
+            if "start_talkback" in commands:
+                refusals += [
+                    ("device.stop_talkback", "device_talkback_not_running", {}),
+                    ("device.talkback_audio_data", "device_talkback_not_running",
+                     {"buffer": PLAUSIBLE["buffer"]})]
+            for command, code, params in refusals:
+                reply = await session.command(command, serialNumber=serial, **params)
+                self.record(f"{command} without a start", CATALOG.max_schema,
+                            reply.get("errorCode") == code, str(reply)[:200])
+            if self.writes:
+                await self.check_livestream(session, serial)
+
+    async def check_livestream(self, session: Session, serial: str) -> None:
+        reply = await session.command("device.start_livestream", serialNumber=serial,
+                                      timeout=30)
+        if not self.record("start_livestream", CATALOG.max_schema,
+                           reply.get("success") is True, str(reply)):
+            return
+        self.record("livestream video data arrives", CATALOG.max_schema,
+                    await session.event("livestream video data", timeout=20) is not None)
+        reply = await session.command("device.start_livestream", serialNumber=serial)
+        self.record("a second start_livestream", CATALOG.max_schema,
+                    reply.get("errorCode") == "device_livestream_already_running", str(reply))
+        reply = await session.command("device.stop_livestream", serialNumber=serial)
+        self.record("stop_livestream", CATALOG.max_schema, reply.get("success") is True,
+                    str(reply))
 
     async def check_metadata(self, serial: str) -> None:
         session = await self.session(CATALOG.max_schema)
