@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
 import time
 
 import pytest
+from aiohttp import web
 
 from bridge.backends.doorbird import DoorBirdBackend
+from bridge.backends.doorbird.callbacks import HttpCallbacks
 from bridge.backends.doorbird.client import DoorBirdClient
 from bridge.settings import DoorBirdSettings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+from bridge.webapp import serve
 from tests.wsclient import Client
 
 MAC = "1CCAE3711111"
@@ -58,7 +62,8 @@ def make_rig(bridge_factory):
         ports = ports or [free_udp_port(), free_udp_port()]
         config = DoorBirdConfig(**{"event_ports": ports, "relays": ["1", "2", "gggaaa@1"],
                                    "lockout_after": 3, "lockout_seconds": 30,
-                                   "reboot_seconds": 0.5, **(sim_options or {})})
+                                   "reboot_seconds": 0.5, "rtsp_port": None,
+                                   "rtsp_http_port": None, **(sim_options or {})})
         sim = DoorBirdSimulator(config)
         await sim.start()
         if locked:
@@ -352,36 +357,150 @@ async def test_new_connections_are_paced(make_rig):
     await rig.sim.stop()
 
 
-def existing_setup(device) -> None:
-    """What the DoorBird app and another integration already configured."""
-    other = device.save_favorite("http", "home automation", "http://192.0.2.9/hook", None)
-    device.save_schedule({"input": "doorbell", "param": "1", "output": [
-        {"event": "notify", "param": "", "enabled": "1", "schedule": {"weekdays": [
-            {"from": "0", "to": "604799"}]}},
-        {"event": "http", "param": other, "enabled": "0", "schedule": {}}]})
+def station_state(device) -> str:
+    """The station's favorites and schedule, byte for byte as JSON (the simulated station, as a
+    real one, keeps its entries and outputs in order)."""
+    return json.dumps({"favorites": device.favorites, "schedule": device.schedules})
 
 
-async def test_http_mode_adds_only_its_own_favorites_and_outputs(make_rig):
-    rig = await make_rig(events="http", prepare=existing_setup)
-    client = await rig.client()
-    device = rig.device
-    titles = sorted(f["title"] for f in device.favorites["http"].values())
-    assert titles == [f"eufy-bridge {MAC} motion", f"eufy-bridge {MAC} ring/1",
-                      "home automation"]
-    doorbell = next(e for e in device.schedules if e["input"] == "doorbell")
-    assert [o["event"] for o in doorbell["output"]] == ["notify", "http", "http"]
+@pytest.fixture
+async def other_integration():
+    """Where another home automation's favorite on the station points: the calls it gets."""
+    calls: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hook)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    yield calls, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def home_assistant_setup(url: str, found: list[str]):
+    """What the DoorBird app (its pre-filled schedule) and Home Assistant (its favorites, with
+    outputs on the existing entries, written as Home Assistant writes them) left on the
+    station, plus someone's disabled output; ``found`` gets the station's state as the bridge
+    will find it."""
+
+    def prepare(device) -> None:
+        always = {"weekdays": [{"from": "104400", "to": "104399"}]}
+        for button in ("1", "2"):
+            fav = device.save_favorite("http", f"Home Assistant (door_{button})",
+                                       f"{url}/ring/{button}", None)
+            entry = next(e for e in device.schedules if e["param"] == button)
+            entry["output"].append({"enabled": "1", "event": "http", "param": fav,
+                                    "schedule": always})
+        fav = device.save_favorite("http", "Home Assistant (door_motion)", f"{url}/motion",
+                                   None)
+        motion = next(e for e in device.schedules if e["input"] == "motion")
+        motion["output"] += [{"enabled": "1", "event": "http", "param": fav, "schedule": always},
+                             {"event": "http", "param": "7", "enabled": "0", "schedule": {}}]
+        device.save_favorite("sip", "door phone", "sip:door@192.0.2.1", None)
+        found.append(station_state(device))
+
+    return prepare
+
+
+def outputs(device) -> dict[tuple[str, str], list[str]]:
+    return {(e["input"], e["param"]): [o["event"] for o in e["output"]]
+            for e in device.schedules}
+
+
+async def test_http_mode_leaves_the_station_as_it_found_it(make_rig, other_integration):
+    calls, url = other_integration
+    found: list[str] = []
+    rig = await make_rig(events="http", sim_options={"buttons": 2},
+                         prepare=home_assistant_setup(url, found))
+    device, client = rig.device, await rig.client()
     assert await client.ok("driver.is_push_connected") == {"connected": True}
+    # the bridge's outputs come last on the entries the station has; no entry is added
+    assert outputs(device) == {("doorbell", "1"): ["notify", "http", "http"],
+                               ("doorbell", "2"): ["notify", "http", "http"],
+                               ("motion", ""): ["notify", "http", "http", "http"],
+                               ("relay", "1"): []}
+    ours = sorted(f["title"] for f in device.favorites["http"].values()
+                  if f["title"].startswith("eufy-bridge"))
+    assert ours == [f"eufy-bridge {MAC} motion", f"eufy-bridge {MAC} ring/1",
+                    f"eufy-bridge {MAC} ring/2"]
 
-    await device.ring(1)
-    await client.event("rings", state=True)
+    # everyone's outputs work in between: the app's pushes, the other favorites, the bridge
+    for button in (1, 2):
+        await device.ring(button)
+        await client.event("rings", state=True)
+        await client.event("rings", state=False)
+        props = (await client.ok("device.get_properties", serialNumber=BELL))["properties"]
+        assert props["doorbellButton"] == button
     await device.motion()
     await client.event("motion detected", state=True)
-    assert all("token=" in call for call in device.favorite_calls)
+    assert device.notifications == ["doorbell 1", "doorbell 2", "motion"]
+    async with asyncio.timeout(20):
+        while len(calls) < 3:
+            await asyncio.sleep(0.02)
+    assert sorted(calls) == ["/motion", "/ring/1", "/ring/2"]
 
     await rig.backend.stop()
-    assert [f["title"] for f in device.favorites["http"].values()] == ["home automation"]
-    assert [e["input"] for e in device.schedules] == ["doorbell"]
-    assert [o["event"] for o in device.schedules[0]["output"]] == ["notify", "http"]
+    assert station_state(device) == found[0]
+    await rig.sim.stop()
+
+
+async def test_http_mode_removes_only_the_entries_it_created(make_rig):
+    found: list[str] = []
+
+    def no_motion_entry_and_an_empty_doorbell_entry(device) -> None:
+        device.schedules = [{"input": "doorbell", "param": "1", "output": []},
+                            {"input": "relay", "param": "1", "output": []}]
+        found.append(station_state(device))
+
+    rig = await make_rig(events="http", prepare=no_motion_entry_and_an_empty_doorbell_entry)
+    device, client = rig.device, await rig.client()
+    assert await client.ok("driver.is_push_connected") == {"connected": True}
+    assert outputs(device) == {("doorbell", "1"): ["http"], ("relay", "1"): [],
+                               ("motion", ""): ["http"]}
+    await rig.backend.stop()
+    assert station_state(device) == found[0]
+    await rig.sim.stop()
+
+
+async def test_leftovers_of_an_unclean_shutdown_are_removed_on_the_next_start():
+    sim = DoorBirdSimulator(DoorBirdConfig(event_ports=[free_udp_port()], rtsp_port=None,
+                                           rtsp_http_port=None))
+    await sim.start()
+    before = station_state(sim.device)
+    client = DoorBirdClient(sim.address, sim.config.user, sim.config.password,
+                            connection_interval=0.05)
+    client.open()
+    try:
+        crashed = HttpCallbacks(client, MAC, "http://127.0.0.1:9")
+        await crashed.register()  # and never unregistered
+        assert len(sim.device.favorites["http"]) == 2
+        again = HttpCallbacks(client, MAC, "http://127.0.0.1:9")
+        await again.register()
+        assert len(sim.device.favorites["http"]) == 2  # the old ones went first
+        assert all(again.token in f["value"] for f in sim.device.favorites["http"].values())
+        await again.unregister()
+    finally:
+        await client.close()
+        await sim.stop()
+    assert station_state(sim.device) == before
+
+
+async def test_a_schedule_answer_of_another_shape_changes_nothing_and_events_use_monitor(
+        make_rig):
+    def hostile(device) -> None:
+        device.schedules = {"not": "a list"}
+
+    rig = await make_rig(events="http", prepare=hostile)
+    client = await rig.client()
+    assert rig.backend.events_mode == "monitor"
+    assert rig.device.favorites["http"] == {}
+    assert rig.device.schedules == {"not": "a list"}
+    rig.device.schedules = []  # so that the simulated station can ring at all
+    await rig.device.ring(1)
+    await client.event("rings", state=True)
+    assert rig.device.favorite_calls == []
     await rig.sim.stop()
 
 

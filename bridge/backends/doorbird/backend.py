@@ -202,22 +202,37 @@ class DoorBirdBackend(Backend):
                     unsubscribe()
                 self._unsubscribe = []
                 mode = "monitor"
-        if mode == "http":
-            await self._start_callbacks()
+        if mode == "http" and not await self._start_callbacks():
+            mode = "monitor"
         self.events_mode = mode
         if mode == "monitor":
             self._tasks.spawn(self._monitor_loop())
 
-    async def _start_callbacks(self) -> None:
+    async def _start_callbacks(self) -> bool:
+        """Adds the bridge's favorites and outputs to the station's schedule.  False, with what
+        was added removed again, when the station refuses them or answers a schedule of
+        another shape: events then come from monitor.cgi, which changes nothing on it."""
         assert self.driver is not None and self.station is not None
         assert self.settings.callback_url is not None
-        self._callbacks = HttpCallbacks(self.client, self.station.serial,
-                                        self.settings.callback_url)
-        self._unsubscribe.append(self.driver.add_http_route(
-            self._callbacks.route,
-            self._callbacks.handler(lambda button: self._ring(button, time.time()),
-                                    lambda: self._motion(time.time()))))
-        await self._callbacks.register()
+        callbacks = HttpCallbacks(self.client, self.station.serial, self.settings.callback_url)
+        unroute = self.driver.add_http_route(  # first: a ring may come while registering
+            callbacks.route,
+            callbacks.handler(lambda button: self._ring(button, time.time()),
+                              lambda: self._motion(time.time())))
+        self._unsubscribe.append(unroute)
+        self._callbacks = callbacks
+        try:
+            await callbacks.register()
+        except Refused as exc:
+            log.warning("DoorBird HTTP callbacks unavailable, using monitor.cgi instead",
+                        error=str(exc))
+            self._callbacks = None
+            self._unsubscribe.remove(unroute)
+            unroute()
+            with contextlib.suppress(DoorBirdError):
+                await callbacks.unregister()
+            return False
+        return True
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """One packet from the event ports.  Anyone can send them, so the cheap checks come
