@@ -165,6 +165,16 @@ async def test_favorites_and_schedule_entries_round_trip_through_doorbirdpy(door
     assert json.dumps(simulator.device.schedules) == original
 
 
+async def test_home_assistants_favorite_reset_empties_every_kind(doorbird, simulator):
+    """Home Assistant's "reset favorites" removes every favorite of every kind it lists."""
+    simulator.device.save_favorite("sip", "door phone", "sip:door@192.0.2.1", None)
+    assert await doorbird.change_favorite("http", "Home Assistant (door_doorbell)", "http://x/")
+    for kind, ids in (await doorbird.favorites()).items():
+        for fav_id in ids:
+            assert await doorbird.delete_favorite(kind, fav_id)
+    assert await doorbird.favorites() == {"http": {}, "sip": {}}
+
+
 async def test_malformed_schedule_entries_are_refused_and_change_nothing(simulator):
     auth = basic(simulator.config.user, simulator.config.password)
     before = json.dumps(simulator.device.schedules)
@@ -272,6 +282,7 @@ async def test_monitor_stream_reports_rings_and_motion(doorbird, simulator):
     await doorbird.stop_monitoring()
     assert seen == ["doorbell", "motionsensor"]
     assert await doorbird.doorbell_state() is False
+    assert await doorbird.motion_sensor_state() is False
 
 
 async def test_restart(doorbird, simulator):
