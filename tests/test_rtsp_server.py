@@ -37,6 +37,7 @@ from bridge.media.rtsp.rtp import AacPacketiser, H264Packetiser, split_annexb
 
 WIDTH, HEIGHT, FPS, GOP = 320, 240, 10, 10
 AUDIO_RATE, AUDIO_FRAME = 8000, 160  # 20 ms of µ-law
+AAC_RATE = 16000
 PATH = "/mpeg/media.amp"
 LIMIT = 60.0  # seconds: the machine is shared, a generous bound for anything to happen
 
@@ -79,21 +80,43 @@ def mulaw_frames(seconds: float = 1.0) -> tuple[bytes, ...]:
     return tuple(frames)
 
 
-class LoopSource:
-    """A camera: the generated clip over and over, video and audio on one clock, a little
-    faster than real time so that tests finish sooner."""
+@cache
+def aac_frames(seconds: float = 1.0) -> tuple[bytes, ...]:
+    """A 440 Hz tone in AAC-LC frames (1024 samples at 16 kHz), bare, as PyAV encodes them."""
+    codec = av.CodecContext.create("aac", "w")
+    codec.sample_rate, codec.layout, codec.format = AAC_RATE, "mono", "fltp"
+    codec.bit_rate = 32000
+    frames: list[bytes] = []
+    for index in range(int(seconds * AAC_RATE / 1024)):
+        t = (np.arange(1024) + index * 1024) / AAC_RATE
+        samples = (np.sin(2 * np.pi * 440 * t) * 0.3).astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = AAC_RATE
+        frame.pts = index * 1024
+        frames.extend(bytes(p) for p in codec.encode(frame))
+    return tuple(frames)
 
-    def __init__(self, speed: float = 2.0) -> None:
+
+class LoopSource:
+    """A camera: the generated clip over and over, video and audio (µ-law or AAC) on one
+    clock, a little faster than real time so that tests finish sooner."""
+
+    def __init__(self, audio: str = "pcmu", speed: float = 2.0) -> None:
         units = h264_access_units()
         nals = split_annexb(units[0][0])
         sps = next(n for n in nals if n[0] & 0x1F == 7)
         pps = next(n for n in nals if n[0] & 0x1F == 8)
-        self.tracks = (H264Track(sps=sps, pps=pps), PcmuTrack())
+        if audio == "aac":
+            audio_track: PcmuTrack | AacTrack = AacTrack(AAC_RATE, 1)
+            self.audio, self.audio_duration = aac_frames(), 1024 / AAC_RATE
+        else:
+            audio_track = PcmuTrack()
+            self.audio, self.audio_duration = mulaw_frames(), AUDIO_FRAME / AUDIO_RATE
+        self.tracks = (H264Track(sps=sps, pps=pps), audio_track)
         self.speed = speed
         self.subscriptions = 0
         self.active = 0
         self.stopped = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def subscribe(self, sink: Sink) -> Unsubscribe:
         self.subscriptions += 1
@@ -109,16 +132,15 @@ class LoopSource:
         return unsubscribe
 
     async def _feed(self, sink: Sink) -> None:
-        audio = mulaw_frames()
-        per_frame = AUDIO_RATE // FPS // AUDIO_FRAME
-        number = 0
+        number = sent = 0
         while True:
             for data, keyframe in h264_access_units():
                 pts = number / FPS
                 sink(MediaItem(0, data, pts, keyframe))
-                for k in range(per_frame):
-                    chunk = audio[(number * per_frame + k) % len(audio)]
-                    sink(MediaItem(1, chunk, pts + k * AUDIO_FRAME / AUDIO_RATE))
+                while sent * self.audio_duration < pts + 1 / FPS:
+                    sink(MediaItem(1, self.audio[sent % len(self.audio)],
+                                   sent * self.audio_duration))
+                    sent += 1
                 number += 1
                 await asyncio.sleep(1 / FPS / self.speed)
 
@@ -128,6 +150,7 @@ class Played:
     sizes: set[tuple[int, int]] = field(default_factory=set)
     video_frames: int = 0
     audio_samples: int = 0
+    audio_rate: int = 0
     distinct_pictures: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -148,10 +171,11 @@ def play(url: str, transport: str, frames: int = 30) -> Played:
                     means.add(round(float(frame.to_ndarray(format="gray").mean()), 1))
                 else:
                     played.audio_samples += frame.samples
+                    played.audio_rate = frame.sample_rate
             if played.video_frames >= frames:
                 break
     played.errors = [f"{name}: {message}" for level, name, message in logs
-                     if level <= av.logging.ERROR and name in ("h264", "pcm_mulaw")]
+                     if level <= av.logging.ERROR and name in ("h264", "pcm_mulaw", "aac")]
     played.distinct_pictures = len(means)
     return played
 
@@ -192,12 +216,13 @@ async def eventually(condition: Callable[[], bool], timeout: float = LIMIT) -> N
         await asyncio.sleep(0.02)
 
 
-def assert_watched(played: Played) -> None:
+def assert_watched(played: Played, audio_rate: int = AUDIO_RATE) -> None:
     assert played.video_frames >= 30
     assert played.sizes == {(WIDTH, HEIGHT)}
     assert played.errors == []
     assert played.distinct_pictures > 5, "the picture changes from frame to frame"
-    assert played.audio_samples >= AUDIO_RATE  # a second of audio came with 3 s of video
+    assert played.audio_rate == audio_rate
+    assert played.audio_samples >= audio_rate  # a second of audio came with 3 s of video
 
 
 # -- a real player ---------------------------------------------------------------------------
@@ -233,6 +258,13 @@ async def test_two_players_share_one_source_which_stops_when_the_last_one_leaves
     await asyncio.wait_for(camera.stopped.wait(), LIMIT)  # both sent TEARDOWN on closing
     assert camera.active == 0
     assert not server.streaming(PATH)
+
+
+@pytest.mark.usefixtures("av_errors_logged")
+async def test_aac_audio_plays_beside_the_video(server_factory: Any) -> None:
+    server = await server_factory({PATH: LoopSource(audio="aac")})
+    played = await asyncio.to_thread(play, server.url(PATH), "tcp")
+    assert_watched(played, audio_rate=AAC_RATE)
 
 
 async def test_a_player_with_wrong_credentials_is_refused(

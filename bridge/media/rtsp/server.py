@@ -346,6 +346,9 @@ class RtspServer:
             return
         connection.protocol.accept_play(request, session)
         connection.flush()
+        if session.id in connection.players:  # a second PLAY overtook this one
+            self._release(broadcast)
+            return
         has_video = any(broadcast.video[t] for t in session.transports
                         if t < len(broadcast.video))
         player = _Player(connection, session, has_video)
