@@ -3,9 +3,9 @@
 A ``livestream video data`` event carries each H.264 access unit as
 ``{"type":"Buffer","data":[0,0,0,1,103,...]}``: every byte becomes up to three digits and a
 comma, so a 720p stream of 250 kB/s turns into nearly 1 MB/s of JSON text, and the encoder is
-the hottest code of a live view.  ``orjson`` of ``list(data)`` manages about 90 to 150 MB/s
-here; the two table-driven encoders below do roughly twice that, so one core keeps up with
-dozens of streams:
+the hottest code of a live view.  ``orjson`` of ``list(data)`` manages about 90 to 110 MB/s
+of H.264 here; the two table-driven encoders below do about twice that (``bench/media.py``),
+so one core keeps up with dozens of streams:
 
 * small buffers (P-frames, audio): each byte is looked up as a zero-padded 4-byte token
   (``"7,\\0\\0"``, ``"42,\\0"``, ``"255,"``) and the padding is deleted by ``bytes.translate``,
@@ -46,7 +46,8 @@ _PAIR_LENGTH = np.array([len(_TOKENS[low]) + len(_TOKENS[high])
                          for high in range(256) for low in range(256)], dtype=np.uint8)
 
 PAIRS_FROM = 6 * 1024
-"""Size from which the pair encoder is the faster one (measured with ``bench/media.py``)."""
+"""Size from which the pair encoder is the faster one (measured on H.264 access units: below
+it, the pair encoder's fixed cost of a dozen array operations dominates)."""
 
 
 def _digits_small(data: np.ndarray) -> bytes:
