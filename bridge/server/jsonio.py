@@ -13,12 +13,14 @@ from typing import Any
 
 import orjson
 
+from bridge.media.buffers import buffer_fragment
+
 loads = orjson.loads
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
-        return {"type": "Buffer", "data": list(bytes(value))}
+        return buffer_fragment(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

@@ -10,8 +10,9 @@ is behind), so it loses picture, never memory, and never delays another client.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bridge.media.buffers import media_event
 from bridge.media.hub import KeyFrameGate, MediaFrame, VideoFrame
 from bridge.server.jsonio import dumps
 
@@ -31,16 +32,14 @@ def event_text(serial: str, frame: MediaFrame) -> bytes:
     text = frame.cache.get("ws")
     if text is None:
         if isinstance(frame, VideoFrame):
-            event: dict[str, Any] = {
-                "source": "device", "event": "livestream video data", "serialNumber": serial,
-                "buffer": frame.data,
-                "metadata": {"videoCodec": frame.info.codec, "videoFPS": frame.info.fps,
-                             "videoHeight": frame.info.height, "videoWidth": frame.info.width}}
+            info = frame.info
+            text = media_event("livestream video data", serial, frame.data, {
+                "videoCodec": info.codec, "videoFPS": info.fps,
+                "videoHeight": info.height, "videoWidth": info.width})
         else:
-            event = {"source": "device", "event": "livestream audio data",
-                     "serialNumber": serial, "buffer": frame.data,
-                     "metadata": {"audioCodec": frame.codec}}
-        text = frame.cache["ws"] = dumps({"type": "event", "event": event})
+            text = media_event("livestream audio data", serial, frame.data,
+                               {"audioCodec": frame.codec})
+        frame.cache["ws"] = text
     return text
 
 
