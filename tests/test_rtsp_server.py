@@ -420,7 +420,27 @@ async def test_errors_name_what_is_wrong(
     keep_alive = await client.send("GET_PARAMETER", PATH, Session=session)
     assert keep_alive.status == 200
     assert (await client.send("TEARDOWN", PATH, Session=session)).status == 200
+    await asyncio.wait_for(camera.stopped.wait(), LIMIT)  # its last player left
     assert (await client.send("GET_PARAMETER", PATH, Session=session)).status == 454
+
+
+class BrokenSource:
+    tracks = (H264Track(),)
+
+    async def subscribe(self, sink: Sink) -> Unsubscribe:
+        raise ConnectionRefusedError("the camera refused")
+
+
+async def test_a_source_that_cannot_start_answers_play_with_service_unavailable(
+        server_factory: Any, clients: list[RawClient]) -> None:
+    server = await server_factory({PATH: BrokenSource()})
+    client = await RawClient.connect(server)
+    clients.append(client)
+    answer = await client.send("SETUP", PATH + "/trackID=0",
+                               Transport="RTP/AVP/TCP;unicast;interleaved=0-1")
+    session = answer.headers["session"].split(";")[0]
+    assert (await client.send("PLAY", PATH, Session=session)).status == 503
+    assert not server.streaming(PATH)
 
 
 async def test_what_a_client_may_send_is_bounded(

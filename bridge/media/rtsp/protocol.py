@@ -58,10 +58,10 @@ class Request:
         if kind.lower() != "basic":
             return None
         try:
-            user, colon, password = base64.b64decode(token.strip(), validate=True).decode(
-                ).partition(":")
+            decoded = base64.b64decode(token.strip(), validate=True).decode()
         except (ValueError, UnicodeDecodeError):
             return None
+        user, colon, password = decoded.partition(":")
         return (user, password) if colon else None
 
 

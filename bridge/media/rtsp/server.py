@@ -38,6 +38,7 @@ from bridge.tasks import BackgroundTasks
 log = structlog.get_logger(component="bridge.media.rtsp")
 
 Resolve = Callable[[str], MediaSource | None]
+_INTERLEAVED = struct.Struct("!cBH")  # "$", channel, length: RTP inside the RTSP connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +116,8 @@ class _Player:
             self.skipped += 1
             return
         if transport.channels is not None:
-            framing = struct.Struct("!cBH")
             channel = transport.channels[0]
-            data = b"".join(framing.pack(b"$", channel, len(p)) + p for p in packets)
+            data = b"".join(_INTERLEAVED.pack(b"$", channel, len(p)) + p for p in packets)
             self.connection.write(data)
             return
         rtp = self.connection.server.udp_transport
