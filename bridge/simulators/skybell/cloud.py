@@ -312,11 +312,14 @@ class SkyBellCloud:
         if device.online == online:
             return
         device.online = online
+        # the timestamps have millisecond resolution and clients compare them to tell whether
+        # the doorbell is up: the latest change is always at least a millisecond later
+        assert device.last_disconnected is not None
         if online:
-            device.last_connected = time.time()
+            device.last_connected = max(time.time(), device.last_disconnected + 0.001)
             device.booted = time.time()
         else:
-            device.last_disconnected = time.time()
+            device.last_disconnected = max(time.time(), device.last_connected + 0.001)
         self.fire(device, "availability", {"detail": {"state": "connected" if online
                                                       else "disconnected"}})
 
