@@ -6,6 +6,7 @@ access checks, and ``server`` the asyncio adapter that ties them to sockets.  Bo
 simulator (streaming as a real station does) and the bridge (re-serving its cameras) use it.
 """
 
+from bridge.media.rtsp.protocol import Refused
 from bridge.media.rtsp.server import PlayerInfo, RtspServer
 from bridge.media.rtsp.source import (
     AacTrack,
@@ -19,4 +20,4 @@ from bridge.media.rtsp.source import (
 )
 
 __all__ = ["AacTrack", "H264Track", "MediaItem", "MediaSource", "PcmuTrack", "PlayerInfo",
-           "RtspServer", "Sink", "Track", "Unsubscribe"]
+           "Refused", "RtspServer", "Sink", "Track", "Unsubscribe"]

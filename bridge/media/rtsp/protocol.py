@@ -23,7 +23,7 @@ from bridge.media.rtsp import sdp
 from bridge.media.rtsp.source import Track
 
 REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 413: "Request Entity Too Large", 453: "Not Enough Bandwidth",
     454: "Session Not Found", 455: "Method Not Valid in This State",
     459: "Aggregate Operation Not Allowed", 461: "Unsupported Transport",
@@ -119,6 +119,16 @@ class ClientPacket:
 Event = PlayRequested | Paused | SessionEnded | ClientPacket
 
 
+class Refused(Exception):
+    """Raised by an ``authorize`` check (or the server's ``admit`` hook) to answer a request
+    with ``status`` rather than 401: the player is known but may not do this now (a closed
+    permission window, every stream slot taken)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class ProtocolError(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
@@ -168,8 +178,9 @@ class ServerConnection:
     """One player's RTSP connection (see the module documentation).
 
     ``describe(path)`` gives the tracks of a path, or None when nothing is served there.
-    ``authorize(request)`` decides whether a request may proceed (401 otherwise); OPTIONS is
-    always allowed, as players send it before they know what authentication is asked.
+    ``authorize(request)`` decides whether a request may proceed (401 otherwise, or the status
+    of a :class:`Refused` it raises); OPTIONS is always allowed, as players send it before they
+    know what authentication is asked.
     ``udp_ports``: the server's RTP and RTCP ports, or None when UDP is not offered.
     """
 
@@ -366,7 +377,12 @@ class ServerConnection:
             status = 405 if request.method in ("ANNOUNCE", "RECORD", "REDIRECT") else 501
             self._respond(request, status, {"Allow": ", ".join(METHODS)})
             return []
-        if not self._authorize(request):
+        try:
+            allowed = self._authorize(request)
+        except Refused as refusal:
+            self._respond(request, refusal.status)
+            return []
+        if not allowed:
             self._respond(request, 401,
                           {"WWW-Authenticate": f'Basic realm="{self.realm}"'})
             return []

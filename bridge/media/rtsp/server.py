@@ -27,6 +27,8 @@ from bridge.media.rtsp.protocol import (
     Event,
     Paused,
     PlayRequested,
+    Refused,
+    Request,
     ServerConnection,
     Session,
     SessionEnded,
@@ -38,6 +40,8 @@ from bridge.tasks import BackgroundTasks
 log = structlog.get_logger(component="bridge.media.rtsp")
 
 Resolve = Callable[[str], MediaSource | None]
+Release = Callable[[], None]
+Admit = Callable[[Request], Release]
 _INTERLEAVED = struct.Struct("!cBH")  # "$", channel, length: RTP inside the RTSP connection
 
 
@@ -88,9 +92,11 @@ class _Broadcast:
 class _Player:
     """One playing session: frames packets for its transport and skips what it cannot send."""
 
-    def __init__(self, connection: _Connection, session: Session, has_video: bool) -> None:
+    def __init__(self, connection: _Connection, session: Session, has_video: bool,
+                 release: Release) -> None:
         self.connection = connection
         self.session = session
+        self.release = release
         self.waiting_for_key = has_video
         self.skipped = 0
         self.udp = all(t.channels is None for t in session.transports.values())
@@ -227,16 +233,21 @@ class RtspServer:
 
     ``authorize``: a check from :mod:`bridge.media.rtsp.auth` (None lets everyone in).
     ``udp``: offer RTP over UDP besides TCP interleaving.  ``start_timeout``: how long a PLAY
-    waits for a source to start before it is answered 503.
+    waits for a source to start before it is answered 503.  ``admit``: asked at the PLAY that
+    starts a player; it raises :class:`~bridge.media.rtsp.protocol.Refused` to turn the player
+    away (a device's stream slots are all taken), or returns what to call once that player has
+    stopped, so that a limit shared with other kinds of stream can be kept.
     """
 
     def __init__(self, resolve: Resolve, *, authorize: Callable[..., bool] | None = None,
                  host: str = "127.0.0.1", port: int = 0, udp: bool = True,
                  session_timeout: float = 60.0, max_sessions: int = 4,
                  write_buffer_limit: int = 512 * 1024, start_timeout: float = 10.0,
-                 realm: str = "eufy-bridge", name: str = "eufy-bridge") -> None:
+                 realm: str = "eufy-bridge", name: str = "eufy-bridge",
+                 admit: Admit | None = None) -> None:
         self.resolve = resolve
         self.authorize = authorize or (lambda request: True)
+        self.admit: Admit = admit or (lambda request: lambda: None)
         self.host = host
         self.port = port
         self.udp = udp
@@ -328,32 +339,50 @@ class RtspServer:
             connection.flush()
             return
         try:
+            release = self.admit(request)
+        except Refused as refusal:
+            connection.protocol.refuse(request, refusal.status)
+            connection.flush()
+            return
+        started = False
+        try:
+            started = await self._start_player(connection, event, release)
+        finally:
+            if not started:
+                release()
+
+    async def _start_player(self, connection: _Connection, event: PlayRequested,
+                            release: Release) -> bool:
+        """Whether the session became a player (which then holds ``release``)."""
+        session, request = event.session, event.request
+        try:
             broadcast = await self._acquire(session.path)
         except LookupError:
             connection.protocol.refuse(request, 404)
             connection.flush()
-            return
+            return False
         except Exception as error:
             log.warning("rtsp source did not start", path=session.path, error=repr(error))
             connection.protocol.refuse(request, 503)
             connection.flush()
-            return
+            return False
         if connection.protocol.sessions.get(session.id) is not session or (
                 connection.transport is None):
             self._release(broadcast)  # the session ended while its source started
             connection.protocol.refuse(request, 454)
             connection.flush()
-            return
+            return False
         connection.protocol.accept_play(request, session)
         connection.flush()
         if session.id in connection.players:  # a second PLAY overtook this one
             self._release(broadcast)
-            return
+            return False
         has_video = any(broadcast.video[t] for t in session.transports
                         if t < len(broadcast.video))
-        player = _Player(connection, session, has_video)
+        player = _Player(connection, session, has_video, release)
         connection.players[session.id] = player
         broadcast.players.add(player)
+        return True
 
     async def _acquire(self, path: str) -> _Broadcast:
         broadcast = self._broadcasts.get(path)
@@ -399,6 +428,7 @@ class RtspServer:
         player = connection.players.pop(session.id, None)
         if player is None:
             return
+        player.release()
         broadcast = self._broadcasts.get(session.path)
         if broadcast is not None and player in broadcast.players:
             broadcast.players.discard(player)
