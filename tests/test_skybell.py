@@ -10,8 +10,7 @@ import time
 import aiohttp
 import pytest
 
-from bridge.backends.skybell import SkyBellBackend
-from bridge.backends.skybell import entities as skybell_entities
+from bridge.backends.skybell import SkyBellBackend, cloud_settings
 from bridge.backends.skybell.client import SkyBellClient
 from bridge.settings import SkyBellSettings
 from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
@@ -123,7 +122,7 @@ async def test_metadata_has_the_real_ranges_and_enums(make_rig):
     assert meta["ringtoneVolume"]["states"] == {"0": "Low", "1": "Medium", "2": "High"}
     assert meta["chimeTone"]["states"]["0"] == "user.wav"
     assert (meta["motionDetectionSensitivity"]["min"],
-            meta["motionDetectionSensitivity"]["max"]) == (0, 999)
+            meta["motionDetectionSensitivity"]["max"]) == (0, 1000)
     assert meta["chimeIndoor"]["writeable"] is True
     assert meta["wifiRssi"]["writeable"] is False
 
@@ -149,7 +148,7 @@ async def test_set_property_sends_only_that_setting(make_rig):
 
 
 @pytest.mark.parametrize(("name", "value"), [("videoStreamingQuality", 4),
-                                             ("motionDetectionSensitivity", 1000),
+                                             ("motionDetectionSensitivity", 1001),
                                              ("ledColor", "magenta"), ("chimeIndoor", "yes"),
                                              ("chimeTone", 14)])
 async def test_invalid_values_are_refused(make_rig, name, value):
@@ -162,7 +161,7 @@ async def test_invalid_values_are_refused(make_rig, name, value):
 async def test_a_value_the_cloud_refuses(make_rig, monkeypatch):
     rig = await make_rig()
     client = await rig.client()
-    monkeypatch.setattr(skybell_entities, "LED_COLOR", __import__("re").compile(".*"))
+    monkeypatch.setattr(cloud_settings, "LED_COLOR", __import__("re").compile(".*"))
     assert await client.error("device.set_property", serialNumber=FRONT, name="ledColor",
                               value="#GGGGGG") == "device_invalid_property_value"
 

@@ -54,6 +54,10 @@ CHIME_INDOOR = P("chimeIndoor", "Indoor chime", "boolean", writeable=True)
 VIDEO_STREAMING_QUALITY = P(
     "videoStreamingQuality", "Video streaming quality", "number", writeable=True
 )
+NOTIFICATION_RING = P("notificationRing", "Ring notification", "boolean", writeable=True)
+NOTIFICATION_MOTION = P("notificationMotion", "Motion notification", "boolean", writeable=True)
+NOTIFICATION_PERSON = P("notificationPerson", "Person notification", "boolean", writeable=True)
+LOCATION_ADDRESS = P("locationAddress", "Location", "string")
 
 
 def define_station(station: Station, *, name: str, model: str, hardware: str, software: str,
@@ -107,9 +111,9 @@ OTHER_EUFY_NAMES = frozenset(
         "lightSettingsEnable", "lightSettingsBrightnessManual", "lightSettingsBrightnessMotion",
         "lightSettingsBrightnessSchedule", "lightSettingsMotionTriggered", "chimeHomebase",
         "chimeHomebaseRingtoneVolume", "chimeHomebaseRingtoneType", "notificationType",
-        "rotationSpeed", "notificationPerson", "notificationPet", "notificationAllOtherMotion",
+        "rotationSpeed", "notificationPet", "notificationAllOtherMotion",
         "notificationCrying", "notificationAllSound", "notificationIntervalTime",
-        "notificationRing", "notificationMotion", "chirpVolume", "chirpTone", "videoHdr",
+        "chirpVolume", "chirpTone", "videoHdr",
         "videoDistortionCorrection", "videoRingRecord", "chargingStatus", "snooze",
         "snoozeTime", "snoozeStartTime", "doorbellMotionNotification", "motionDetectionRange",
         "detectionStatistics", "timeFormat", "alarmVolume",

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import re
 import secrets
 import time
 import zlib
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
-from bridge.backends.skybell import entities, lan
+from bridge.backends.skybell import cloud_settings, entities, lan
 from bridge.backends.skybell.client import (
     AuthFailed,
     CloudRefused,
@@ -47,6 +48,7 @@ POLL_OVERLAP_MS = 5 * 60_000
 AUTH_RETRY_SECONDS = 300.0
 WEBHOOK_EVENTS = ["doorbell", "motion", "availability", "telemetry"]
 TOKEN_HEADER = "x-eufy-bridge-token"
+CLIP_PATH = re.compile(r"^/[A-Za-z0-9_~-][A-Za-z0-9._~/-]*$")
 assert POLL_OVERLAP_MS < MEMORY_MS
 
 
@@ -72,6 +74,8 @@ class SkyBellBackend(Backend):
         self.stations: dict[str, Station] = {}  # device_id -> station
         self.bells: dict[str, Device] = {}  # device_id -> doorbell
         self.ip_addresses: dict[str, str] = {}  # LAN address -> device_id
+        self.cloud_settings: dict[str, dict[str, Any]] = {}  # device_id -> settings object
+        self.led_colors: dict[str, str] = {}  # device_id -> the LED's last colour
         self.ledger = EventLedger()
         self._tasks = BackgroundTasks()
         self._webhook_runner: web.AppRunner | None = None
@@ -93,6 +97,10 @@ class SkyBellBackend(Backend):
         self.client.open()
         state = self.store.load(self._state_name) if self.store else {}
         self.ledger = EventLedger.from_json(state.get("events", {}))
+        colors = state.get("led_colors")
+        self.led_colors = {str(d): c for d, c in colors.items() if isinstance(c, str)
+                           and cloud_settings.LED_COLOR.match(c)} \
+            if isinstance(colors, dict) else {}
         if self.ledger.cursor_ms is None:
             self.ledger.cursor_ms = int(time.time() * 1000)  # nothing before the first start
         self.client.load_tokens()
@@ -143,6 +151,7 @@ class SkyBellBackend(Backend):
         state = self.store.load(self._state_name)
         state["events"] = self.ledger.to_json()
         state["triggers"] = self._triggers
+        state["led_colors"] = self.led_colors
         self.store.save(self._state_name, state)
 
     def _report(self, exc: SkyBellError) -> None:
@@ -166,7 +175,9 @@ class SkyBellBackend(Backend):
                 self._update(device_id, await self.client.device(device_id))
                 continue
             detail = await self.client.device(device_id)
-            station, bell = entities.build(detail, self)
+            settings = entities.settings_of(detail)
+            self._remember_settings(device_id, settings)
+            station, bell = entities.build(detail, self, self._last_color(device_id))
             self.stations[device_id], self.bells[device_id] = station, bell
             self._remember_address(device_id, detail.get("telemetry") or {})
             self.driver.add_station(station)
@@ -177,16 +188,38 @@ class SkyBellBackend(Backend):
     def _update(self, device_id: str, detail: dict[str, Any]) -> None:
         assert self.driver is not None
         bell = self.bells[device_id]
-        settings = detail.get("settings") or {}
-        for setting in entities.SETTINGS:
-            if setting.key in settings and settings[setting.key] is not None:
-                self.driver.update_property(bell, setting.meta.name,
-                                            setting.to_property(settings[setting.key]))
+        self._apply_settings(device_id, entities.settings_of(detail))
         telemetry = detail.get("telemetry") or {}
         entities.apply_telemetry(bell, telemetry, self.driver.update_property,
                                  station=self.stations.get(device_id))
         self._remember_address(device_id, telemetry)
         self.driver.set_station_connected(bell.serial, entities.online(detail))
+
+    def _remember_settings(self, device_id: str, settings: dict[str, Any]) -> None:
+        """Keep the settings object (nested writes start from it) and the LED's colour while
+        it is on, so turning it on again restores it, across restarts too."""
+        self.cloud_settings[device_id] = settings
+        color = settings.get("led_color")
+        if isinstance(color, str) and cloud_settings.LED_COLOR.match(color) \
+                and self.led_colors.get(device_id) != color:
+            self.led_colors[device_id] = color
+            self._save()
+
+    def _last_color(self, device_id: str) -> str:
+        return self.led_colors.get(device_id, cloud_settings.DEFAULT_LED_COLOR)
+
+    def _apply_settings(self, device_id: str, settings: dict[str, Any]) -> None:
+        """Show a settings object the cloud sent: changed values as ``property changed``; a
+        setting it did not hold before (new firmware) becomes a property."""
+        assert self.driver is not None
+        self._remember_settings(device_id, settings)
+        bell = self.bells[device_id]
+        for name, (meta, value) in cloud_settings.read(settings,
+                                                       self._last_color(device_id)).items():
+            if name in bell.metadata:
+                self.driver.update_property(bell, name, value)
+            else:
+                bell.define(meta, value)
 
     def _remember_address(self, device_id: str, telemetry: dict[str, Any]) -> None:
         address = telemetry.get("ip_address")
@@ -394,16 +427,22 @@ class SkyBellBackend(Backend):
 
     # ------------------------------------------------------------------ writes
     async def set_property(self, entity: Entity, name: str, value: Any) -> None:
-        setting = entities.BY_NAME.get(name)
+        """Send only the changed setting; the cloud's answer (the whole settings object) then
+        updates every property it touches (the LED's colour and on/off together)."""
         device_id = self._device_id(entity)
-        if setting is None:
+        if name not in cloud_settings.BY_NAME:
             raise NotSupported(f"{name} cannot be written on {entity.serial}")
-        if name == "ledColor" and not entities.LED_COLOR.match(value):
+        if name == "ledColor" and not cloud_settings.LED_COLOR.match(value):
             raise InvalidPropertyValue("ledColor is a #RRGGBB colour")
+        current = self.cloud_settings.get(device_id, {})
+        update = cloud_settings.changes(name, value, current, self._last_color(device_id))
         try:
-            await self.client.update_settings(device_id, {setting.key: setting.to_cloud(value)})
+            answer = await self.client.update_settings(device_id, update)
         except SkyBellError as exc:
             raise self._error(exc, entity, writing=True) from None
+        if device_id in self.bells and self.driver is not None:
+            self._apply_settings(device_id, answer if isinstance(answer, dict) and answer
+                                 else cloud_settings.merged(current, update))
 
     # ------------------------------------------------------------------ commands
     async def run_command(self, entity: Entity, command: str, params: dict[str, Any]) -> Any:
@@ -412,12 +451,14 @@ class SkyBellBackend(Backend):
             if command == "reboot":
                 await self.client.reboot(device_id)
             elif command == "chime":
-                bell = self.bells[device_id]
-                index = params.get("ringtone", bell.properties.get("chimeTone", 1))
-                if not 0 <= index < len(entities.CHIME_FILES):
+                index = params.get("ringtone")
+                if index is None:  # the current tone, or 1.wav for the doorbell's own
+                    current = self.bells[device_id].properties.get("chimeTone")
+                    index = current if isinstance(current, int) and current >= 0 else 1
+                if not 0 <= index < len(cloud_settings.CHIME_FILES):
                     raise InvalidCommandValue(
-                        f"ringtone is 0..{len(entities.CHIME_FILES) - 1}")
-                await self.client.test_tone(device_id, entities.CHIME_FILES[index])
+                        f"ringtone is 0..{len(cloud_settings.CHIME_FILES) - 1}")
+                await self.client.test_tone(device_id, cloud_settings.CHIME_FILES[index])
             elif command.startswith("database_"):
                 await self._database(entity, command, params)
             else:
@@ -526,15 +567,28 @@ def _record_id(activity_id: str) -> int:
     return zlib.crc32(activity_id.encode())
 
 
+def clip_path(row: dict[str, Any]) -> str:
+    """An activity's clip reference: its ``video_url``, a path relative to the API base
+    (``/activity/<id>/video``), or "" while the clip is not ready or the path is anything else
+    (a full URL, another host, a way out of the API)."""
+    path = row.get("video_url")
+    if not isinstance(path, str) or not CLIP_PATH.match(path) or ".." in path:
+        return ""
+    return path
+
+
 def _record(bell: Device, row: dict[str, Any]) -> dict[str, Any]:
-    """An activity as a eufy event record."""
+    """An activity as a eufy event record; ``cloud_path`` is the clip reference the download
+    of a recording starts from."""
     start = int(row.get("event_time", 0))
+    clip = clip_path(row)
     return {
         "monitor_id": _record_id(str(row.get("activity_id"))),
         "activity_id": row.get("activity_id"),
         "station_sn": bell.station_serial, "device_sn": bell.serial,
         "device_name": bell.name, "device_type": bell.type,
-        "storage_type": 2, "storage_path": "", "cloud_path": str(row.get("activity_id")),
+        "storage_type": 2, "storage_path": "", "cloud_path": clip, "video_url": clip,
+        "video_ready": bool(clip) and row.get("video_ready") is not False,
         "thumb_path": "", "start_time": start, "end_time": start, "create_time": start,
         "event_type": row.get("event_type"),
         "has_human": 1 if "person" in (row.get("edge_tags") or []) else 0,

@@ -239,8 +239,10 @@ class SkyBellClient:
     async def device(self, device_id: str) -> dict[str, Any]:
         return await self.request("GET", f"/devices/{device_id}/")
 
-    async def update_settings(self, device_id: str, changes: dict[str, Any]) -> None:
-        await self.request("POST", f"/devices/{device_id}/settings/", json=changes)
+    async def update_settings(self, device_id: str, changes: dict[str, Any]) -> Any:
+        """Send only ``changes``; the real cloud answers the whole settings object (the
+        seed's example answers ``{}``)."""
+        return await self.request("POST", f"/devices/{device_id}/settings/", json=changes)
 
     async def snapshot(self, device_id: str) -> str:
         return (await self.request("GET", f"/devices/{device_id}/snapshot/"))["preview"]
