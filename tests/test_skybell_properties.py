@@ -286,3 +286,25 @@ def test_clip_references_are_only_paths_inside_the_api():
                     "/activity/a?token=1", None, 7, ""):
         assert clip_path({"video_url": hostile}) == "", hostile
 
+
+
+async def test_a_cloud_that_answers_an_update_with_nothing_still_gets_whole_objects(make_rig):
+    rig = await make_rig(poll=60)
+    client = await rig.client()
+    cloud = rig.cloud
+    accept = cloud.update_settings
+
+    def answer_nothing(device, changes):  # the seed's example answer: data {}
+        accept(device, changes)
+        return {}
+
+    cloud.update_settings = answer_nothing
+    sent = spy_on_updates(rig)
+    await client.ok("device.set_property", serialNumber=FRONT, name="notificationFace",
+                    value=False)
+    await client.ok("device.set_property", serialNumber=FRONT, name="recordingFace",
+                    value=False)
+    assert sent[1]["basic_motion"]["fd_notify"] is False  # the first write was kept
+    assert sent[1]["basic_motion"]["fd_record"] is False
+    props = (await client.ok("device.get_properties", serialNumber=FRONT))["properties"]
+    assert (props["notificationFace"], props["recordingFace"]) == (False, False)

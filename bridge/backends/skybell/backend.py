@@ -441,7 +441,8 @@ class SkyBellBackend(Backend):
         except SkyBellError as exc:
             raise self._error(exc, entity, writing=True) from None
         if device_id in self.bells and self.driver is not None:
-            self._apply_settings(device_id, answer if isinstance(answer, dict) and answer
+            whole = isinstance(answer, dict) and update.keys() <= answer.keys()
+            self._apply_settings(device_id, answer if whole
                                  else cloud_settings.merged(current, update))
 
     # ------------------------------------------------------------------ commands
