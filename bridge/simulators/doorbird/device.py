@@ -14,6 +14,7 @@ import secrets
 import string
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ HISTORY_SIZE = 50
 LIVE_AFTER_RING = 300.0  # video and audio: 5 minutes after a ring
 IMAGE_AFTER_RING = 60.0  # still image: 1 minute after a ring
 KEEPALIVE_SECONDS = 7.0
+VISITOR_SECONDS = 30.0  # the camera shows someone this long after a ring or a motion
+RECORDED_SECONDS = 60  # audio-transmit.cgi keeps the last minute of what it received
+MULAW_BYTES_PER_SECOND = 8000
 REPEATS = 3  # each event packet is sent this many times on each port
 SIP_RANGES = {
     "enable": (0, 1), "mic_volume": (1, 100), "spk_volume": (1, 100), "dtmf": (0, 1),
@@ -64,7 +68,8 @@ class DoorBirdConfig:
     buttons: int = 1
     """Call buttons; the schedule comes with a doorbell entry for each."""
     rtsp_port: int | None = 554
-    """RTSP (``/mpeg/media.amp``); 0 for any free port, None for none."""
+    """RTSP (``/mpeg/media.amp``); 0 for any free port, None for none.  A port that cannot be
+    bound (taken, or privileged) gives way to a free one."""
     rtsp_http_port: int | None = 8557
     """RTSP over HTTP; 0 for any free port, None for none."""
     device_type: str = "DoorBird D2101V"
@@ -72,6 +77,9 @@ class DoorBirdConfig:
     build_number: str = "15870439"
     mac: str = "1CCAE3711111"
     watch_always: bool = True
+    stream_slots: int = 4
+    """Live streams served at once, RTSP players, ``video.cgi`` and ``audio-receive.cgi``
+    together; one more is answered 509 (HTTP) or 453 (RTSP)."""
     udp_version: int = 2
     other_users: list[str] = field(default_factory=lambda: ["ghxyzw0002"])
     lockout_after: int = 5
@@ -79,6 +87,30 @@ class DoorBirdConfig:
     reboot_seconds: float = 3.0
     visitors: float | None = None
     """Mean seconds between random visitors (rings and motion); None for none."""
+
+
+class StreamSlots:
+    """The station's live stream capacity, shared by every kind of stream it serves."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> Callable[[], None] | None:
+        """A slot's release (to call once the stream ends; calling it again does nothing),
+        or None when every slot is taken."""
+        if self.used >= self.limit:
+            return None
+        self.used += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.used -= 1
+
+        return release
 
 
 class DoorBirdDevice:
@@ -104,8 +136,12 @@ class DoorBirdDevice:
         self.rebooting_until = 0.0
         self.restarts = 0
         self.monitors: set[asyncio.Queue[str]] = set()
+        self.slots = StreamSlots(config.stream_slots)
+        self.outage_listeners: list[Callable[[], None]] = []
+        """Called when the station goes offline or reboots: its streams end."""
         self.transmitting = False
         self.audio_received = 0
+        self._recorded = bytearray()
         self.favorite_calls: list[str] = []
         self.notifications: list[str] = []
         """The pushes to the DoorBird app (``notify`` outputs): ``doorbell 1``, ``motion``."""
@@ -156,6 +192,8 @@ class DoorBirdDevice:
     def _close_monitors(self) -> None:
         for queue in tuple(self.monitors):
             queue.put_nowait("")  # tells the stream to end
+        for listener in tuple(self.outage_listeners):
+            listener()
 
     # ------------------------------------------------------------------ credentials
     def check_password(self, user: str, password: str) -> bool:
@@ -199,9 +237,23 @@ class DoorBirdDevice:
     def light_on(self) -> None:
         self.light_log.append(time.time())
 
+    def visitor_present(self) -> bool:
+        return time.time() - max(self.last_ring, self._last_motion()) < VISITOR_SECONDS
+
     def picture(self) -> bytes:
-        recent = time.time() - max(self.last_ring, self._last_motion()) < 30
-        return self.camera.jpeg(visitor=recent)
+        return self.camera.jpeg(visitor=self.visitor_present())
+
+    def record_audio(self, mulaw: bytes) -> None:
+        """Keep what a client sends to the speaker (the last minute of it)."""
+        self.audio_received += len(mulaw)
+        self._recorded += mulaw
+        excess = len(self._recorded) - RECORDED_SECONDS * MULAW_BYTES_PER_SECOND
+        if excess > 0:
+            del self._recorded[:excess]
+
+    def recorded_audio(self) -> bytes:
+        """The µ-law audio-transmit.cgi received, oldest first (at most a minute)."""
+        return bytes(self._recorded)
 
     def _last_motion(self) -> float:
         motion = self.history["motionsensor"]
@@ -329,6 +381,7 @@ class DoorBirdDevice:
             "favorite_calls": list(self.favorite_calls),
             "notifications": list(self.notifications), "restarts": self.restarts,
             "audio_received": self.audio_received, "monitors": len(self.monitors),
+            "streams": self.slots.used,
             "sip": {k: v for k, v in self.sip.items() if k not in ("password",
                                                                    "relay1_passcode")},
             "connections": len(self.connections), "reachable": self.reachable,

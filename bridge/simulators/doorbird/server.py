@@ -6,16 +6,13 @@ import asyncio
 import base64
 import hashlib
 import json
-import math
 import secrets
 import socket
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from fractions import Fraction
 from typing import Any
 
-import av
 import structlog
 from aiohttp import web
 
@@ -27,6 +24,8 @@ from bridge.simulators.doorbird.device import (
     DoorBirdConfig,
     DoorBirdDevice,
 )
+from bridge.simulators.doorbird.live import AUDIO_CHUNK, AUDIO_RATE, mulaw_tone
+from bridge.simulators.doorbird.rtsp import DEFAULT_PATH, StationRtsp
 from bridge.simulators.doorbird.schedule import invalid_entry
 from bridge.simulators.doorbird.viewer import VIEW_HTML
 from bridge.webapp import serve
@@ -55,6 +54,7 @@ class DoorBirdSimulator:
         self._nonces: set[str] = set()
         self._seen_transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self.port = self.config.http_port
+        self.rtsp: StationRtsp | None = None
         self._reserved: dict[str, socket.socket] = {}
 
     @property
@@ -69,7 +69,11 @@ class DoorBirdSimulator:
     @property
     def rtsp_port(self) -> int | None:
         """The port of RTSP, or None when the station has none."""
-        return self._reserved_port("rtsp")
+        return None if self.rtsp is None else self.rtsp.port
+
+    def rtsp_url(self, path: str = DEFAULT_PATH) -> str | None:
+        """The RTSP address of a stream (without credentials), or None without RTSP."""
+        return None if self.rtsp is None else self.rtsp.url(path)
 
     @property
     def rtsp_http_port(self) -> int | None:
@@ -86,6 +90,9 @@ class DoorBirdSimulator:
                  f"viewer: {self.url}/bha-api/view.html",
                  f"ring:   curl -X POST '{self.url}/_sim/ring?n=1'",
                  f"motion: curl -X POST {self.url}/_sim/motion"]
+        if self.rtsp is not None:
+            lines.append(f"rtsp:   {', '.join(self.rtsp.url(p) for p in self.rtsp.cameras)} "
+                         "(?sessionid=... or Basic credentials)")
         ports = [f"{name} {self._reserved_port(name)}" for name in self._reserved]
         if ports:
             lines.append(f"reserved ports (no stream served yet): {', '.join(ports)}")
@@ -93,10 +100,12 @@ class DoorBirdSimulator:
 
     async def start(self) -> None:
         await self.device.start()
-        for name, port in (("rtsp", self.config.rtsp_port),
-                           ("rtsp-http", self.config.rtsp_http_port)):
-            if port is not None:
-                self._reserved[name] = _reserve_port(self.config.host, port, name)
+        if self.config.rtsp_port is not None:
+            self.rtsp = StationRtsp(self.device)
+            await self.rtsp.start(self.config.rtsp_port)
+        if self.config.rtsp_http_port is not None:
+            self._reserved["rtsp-http"] = _reserve_port(self.config.host,
+                                                        self.config.rtsp_http_port, "rtsp-http")
         app = web.Application(middlewares=[self._availability, self._auth])
         app.add_routes(self._routes())
         self._runner, self.port = await serve(app, self.config.host, self.config.http_port)
@@ -104,6 +113,9 @@ class DoorBirdSimulator:
 
     async def stop(self) -> None:
         self.device.go_offline()  # ends the open streams
+        if self.rtsp is not None:
+            await self.rtsp.stop()
+            self.rtsp = None
         await self.device.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -221,6 +233,7 @@ class DoorBirdSimulator:
             web.post("/_sim/online", self.sim_online),
             web.post("/_sim/busy", self.sim_busy),
             web.get("/_sim/state", self.sim_state),
+            web.get("/_sim/audio", self.sim_audio),
         ]
 
     async def info(self, request: web.Request) -> web.Response:
@@ -276,10 +289,13 @@ class DoorBirdSimulator:
     async def video(self, request: web.Request) -> web.StreamResponse:
         if not self.device.may_watch(LIVE_AFTER_RING):
             return web.Response(status=204)
+        release = self.device.slots.take()
+        if release is None:
+            return web.Response(status=509, text="every stream slot is taken")
         response = web.StreamResponse(headers={
             "Content-Type": "multipart/x-mixed-replace; boundary=myboundary"})
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             while self.device.reachable:
                 frame = self.device.picture()
                 await response.write(
@@ -288,21 +304,31 @@ class DoorBirdSimulator:
                 await asyncio.sleep(1 / VIDEO_FPS)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            release()
         return response
 
     async def audio_receive(self, request: web.Request) -> web.StreamResponse:
         if not self.device.may_watch(LIVE_AFTER_RING):
             return web.Response(status=204)
+        release = self.device.slots.take()
+        if release is None:
+            return web.Response(status=509, text="every stream slot is taken")
         response = web.StreamResponse(headers={"Content-Type": "audio/basic"})
-        await response.prepare(request)
-        tone = _mulaw_tone(seconds=1.0)
+        tone = mulaw_tone()
+        start, sent = time.monotonic(), 0
         try:
-            while self.device.reachable:
-                for offset in range(0, len(tone), 160):  # 20 ms of 8 kHz
-                    await response.write(tone[offset:offset + 160])
-                    await asyncio.sleep(0.02)
+            await response.prepare(request)
+            while self.device.reachable:  # 20 ms at a time, in step with the clock
+                offset = (sent * AUDIO_CHUNK) % len(tone)
+                await response.write(tone[offset:offset + AUDIO_CHUNK])
+                sent += 1
+                await asyncio.sleep(max(0.0, start + sent * AUDIO_CHUNK / AUDIO_RATE
+                                        - time.monotonic()))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            release()
         return response
 
     async def audio_transmit(self, request: web.Request) -> web.Response:
@@ -313,7 +339,7 @@ class DoorBirdSimulator:
         self.device.transmitting = True
         try:
             async for chunk in request.content.iter_any():
-                self.device.audio_received += len(chunk)
+                self.device.record_audio(chunk)
         finally:
             self.device.transmitting = False
         return bha()
@@ -465,6 +491,10 @@ class DoorBirdSimulator:
         self.device.busy_until = time.monotonic() + seconds
         return web.json_response({"ok": True})
 
+    async def sim_audio(self, request: web.Request) -> web.Response:
+        """What audio-transmit.cgi received (the last minute), as µ-law."""
+        return web.Response(body=self.device.recorded_audio(), content_type="audio/basic")
+
     async def sim_state(self, request: web.Request) -> web.Response:
         return web.json_response({**self.device.snapshot(), "rtsp_port": self.rtsp_port,
                                   "rtsp_http_port": self.rtsp_http_port})
@@ -514,21 +544,3 @@ def _split_header(value: str) -> list[str]:
     parts.append("".join(current))
     return parts
 
-
-def _mulaw_tone(seconds: float, frequency: float = 440.0, rate: int = 8000) -> bytes:
-    """A G.711 µ-law tone, encoded by PyAV's pcm_mulaw encoder."""
-    samples = int(rate * seconds)
-    pcm = b"".join(
-        int(8000 * math.sin(2 * math.pi * frequency * i / rate)).to_bytes(2, "little",
-                                                                            signed=True)
-        for i in range(samples))
-    codec = av.CodecContext.create("pcm_mulaw", "w")
-    codec.sample_rate = rate
-    codec.layout = "mono"
-    codec.format = "s16"
-    codec.time_base = Fraction(1, rate)
-    frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
-    frame.planes[0].update(pcm)
-    frame.sample_rate = rate
-    return b"".join(bytes(p) for p in codec.encode(frame)) + b"".join(
-        bytes(p) for p in codec.encode(None))
