@@ -153,6 +153,14 @@ class DoorBirdSettings(_Section):
     callback_url: str | None = Field(
         None, description='events "http": the bridge\'s URL as the station can reach it.'
     )
+    rtsp_port: int | None = Field(
+        554, ge=1, le=65535,
+        description="The station's RTSP port for live H.264 (none: MJPEG from video.cgi).",
+    )
+    video_path: str = Field(
+        "/mpeg/media.amp",
+        description="RTSP path of the live view (/mpeg/720p/media.amp on firmware 129+ D21x).",
+    )
 
     @model_validator(mode="after")
     def _http_events_need_a_callback(self) -> DoorBirdSettings:

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from bridge.backends.doorbird import entities, packets, udp
+from bridge.backends.doorbird import entities, packets, talkback, udp
 from bridge.backends.doorbird.callbacks import HttpCallbacks
 from bridge.backends.doorbird.client import (
     AuthFailed,
@@ -25,6 +25,7 @@ from bridge.backends.doorbird.client import (
     Refused,
     Unreachable,
 )
+from bridge.backends.doorbird.live import LiveView
 from bridge.backends.doorbird.replay import ReplayGuard
 from bridge.backends.doorbird.v1keys import V1Keys
 from bridge.driver import Backend, Device, Driver, Entity, Station
@@ -33,9 +34,12 @@ from bridge.driver.errors import (
     InvalidCommandValue,
     InvalidPropertyValue,
     NotSupported,
+    OnlyOneTalkbackAtATime,
     StationConnectionTimeout,
     StationNotConnected,
 )
+from bridge.media.hub import Upstream
+from bridge.media.talk import Talk
 from bridge.settings import DoorBirdSettings
 from bridge.tasks import BackgroundTasks
 
@@ -70,6 +74,7 @@ class DoorBirdBackend(Backend):
         self.max_retry_seconds = max_retry_seconds
         self.auth_retry_seconds = auth_retry_seconds
         self.light_seconds = light_seconds
+        self.live = LiveView(self.client, settings)
         self.driver: Driver | None = None
         self.station: Station | None = None
         self.bell: Device | None = None
@@ -457,6 +462,46 @@ class DoorBirdBackend(Backend):
                 raise InvalidCommandValue(str(exc)) from None
             raise _bridge_error(exc, self) from None
         raise NotSupported(f"{command} is not supported on {entity.serial}")
+
+    # ------------------------------------------------------------------ live media
+    async def stream(self, device: Entity, upstream: Upstream) -> None:
+        try:
+            await self.live.stream(upstream)
+        except NoPermission as exc:
+            log.warning("DoorBird refuses live view now: the user has no 'watch always' "
+                        "permission and nobody rang in the last 5 minutes",
+                        serial=device.serial, reason=str(exc))
+            # Not a connection problem: the station can do it, just not for this user at
+            # this moment, and retrying at once cannot help; "not supported" is how eufy
+            # clients are told a device will not stream.
+            raise NotSupported(f"{device.serial} allows no live view now (no 'watch always' "
+                               "permission, no ring within 5 minutes)") from None
+        except Busy as exc:
+            log.warning("DoorBird refuses live view: every stream is taken (509), the "
+                        "DoorBird app and other viewers come first", serial=device.serial,
+                        reason=str(exc))
+            # Transient: the station could not give a connection now, which is what
+            # station_connection_timeout says to eufy clients (they try again later).
+            raise StationConnectionTimeout(f"{device.serial} has no free stream (509); "
+                                           "try again later") from None
+        except DoorBirdError as exc:
+            raise _bridge_error(exc, self) from None
+
+    async def talk(self, device: Entity, talk: Talk) -> None:
+        try:
+            await talkback.talk(self.client, talk)
+        except Busy as exc:
+            log.info("DoorBird talkback refused: someone else talks", serial=device.serial,
+                     reason=str(exc))
+            raise OnlyOneTalkbackAtATime(f"someone else talks through {device.serial}"
+                                         ) from None
+        except NoPermission as exc:
+            log.warning("DoorBird refuses talkback now: the user has no 'watch always' "
+                        "permission and nobody rang in the last 5 minutes",
+                        serial=device.serial, reason=str(exc))
+            raise NotSupported(f"{device.serial} takes no voice now") from None
+        except DoorBirdError as exc:
+            raise _bridge_error(exc, self) from None
 
     async def _download_image(self, file: str) -> None:
         """``live`` (or empty) for the current picture, ``doorbell/3`` or ``motionsensor/1``

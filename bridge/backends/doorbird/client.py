@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -239,6 +240,54 @@ class DoorBirdClient:
     async def remove_schedule(self, input_: str, param: str) -> None:
         await self._request("schedule.cgi", {"action": "remove", "input": input_,
                                              "param": param})
+
+    @contextlib.asynccontextmanager
+    async def live(self, path: str, session: str, *, read_timeout: float = 10.0
+                   ) -> AsyncIterator[aiohttp.StreamReader]:
+        """The body of a live stream (``video.cgi``, ``audio-receive.cgi``), authorised by a
+        session id; 204 (outside the live-view window) and 509 (every stream taken) are
+        raised at once, never retried: the client waiting for its picture must hear why."""
+        url = f"{self.base}/bha-api/{path}"
+        self.requests += 1
+        try:
+            async with self._http().get(url, params={"sessionid": session},
+                                        timeout=aiohttp.ClientTimeout(
+                                            total=None, sock_connect=self._timeout,
+                                            sock_read=read_timeout)) as response:
+                if response.status != 200:
+                    self.errors += 1
+                self._check(response.status, response.headers, b"", path)
+                yield response.content
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                TimeoutError) as exc:
+            self.errors += 1
+            raise Unreachable(f"{self.address}: {path}: {type(exc).__name__}") from None
+
+    async def transmit(self, session: str, audio: AsyncIterable[bytes]) -> None:
+        """POST ``audio`` (G.711 µ-law, 8 kHz) to the loudspeaker as one request for as long
+        as ``audio`` lasts.  The station reads such a request as HTTP/1.0 does: a length far
+        beyond any talk, no chunked framing; the talk ends by closing the connection, so this
+        returns only when the station ends it, and is cancelled otherwise."""
+        url = f"{self.base}/bha-api/audio-transmit.cgi"
+        self.requests += 1
+        try:
+            async with self._http().post(
+                    url, params={"sessionid": session}, data=audio,
+                    headers={"Content-Type": "audio/basic", "Content-Length": "9999999",
+                             "Cache-Control": "no-cache"},
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
+                                                  sock_read=None)) as response:
+                if response.status == 503:  # another client transmits: never retried
+                    self.errors += 1
+                    raise Busy(f"{self.address}: someone else talks through the station")
+                if response.status != 200:
+                    self.errors += 1
+                self._check(response.status, response.headers, b"", "audio-transmit.cgi")
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                TimeoutError) as exc:
+            self.errors += 1
+            raise Unreachable(f"{self.address}: audio-transmit.cgi: "
+                              f"{type(exc).__name__}") from None
 
     async def monitor(self, events: str = "doorbell,motionsensor") -> AsyncIterator[str]:
         """The lines (``doorbell:H``...) of one monitor stream, until it ends."""

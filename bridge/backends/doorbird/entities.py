@@ -13,6 +13,9 @@ from bridge.driver.model import PropertyMetadata
 DOORBELL_TYPE = 5
 LOCK_TYPE = 51
 PICTURE_TYPE = {"ext": "jpg", "mime": "image/jpeg"}
+LIVE_COMMANDS = ("start_livestream", "stop_livestream", "is_livestreaming", "start_talkback",
+                 "stop_talkback", "talkback_audio_data", "is_talkback_ongoing")
+"""What the doorbell's live view and talkback answer (see live.py and talkback.py)."""
 
 # sip.cgi settings as eufy properties: (property metadata, sip.cgi parameter, status key)
 SIP_PROPERTIES: tuple[tuple[PropertyMetadata, str, str | None], ...] = (
@@ -68,7 +71,7 @@ def build(info: dict[str, Any], name: str | None, host: str, backend: Any,
     p.define_station(station, name=shown, model=model, hardware=model, software=version,
                      type_=DOORBELL_TYPE, mac_address=serial, lan_ip_address=host)
 
-    bell = Device(serial, backend=backend, station_serial=serial)
+    bell = Device(serial, backend=backend, station_serial=serial, commands=LIVE_COMMANDS)
     p.define_device(bell, name=shown, model=model, hardware=model, software=version,
                     type_=DOORBELL_TYPE)
     bell.define(p.RINGING, False)
