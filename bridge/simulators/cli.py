@@ -39,7 +39,12 @@ def add_parser(subparsers: Any) -> None:
                           help="live view only within 5 minutes of a ring")
     doorbird.add_argument("--visitors", type=float, metavar="SECONDS",
                           help="a random ring or motion about every SECONDS")
-
+    doorbird.add_argument("--rtsp-port", type=_port_or_none, default=defaults.rtsp_port,
+                          metavar="PORT", help="RTSP port (default %(default)s; 0: any free "
+                          "port; none: no RTSP); a port that cannot be bound gives way to a "
+                          "free one")
+    doorbird.add_argument("--buttons", type=_positive, default=defaults.buttons,
+                          help="call buttons (default %(default)s)")
 
     skybell = vendors.add_parser("skybell", help="the SkyBell cloud (API v5)")
     cloud = CloudConfig()
@@ -57,19 +62,41 @@ def add_parser(subparsers: Any) -> None:
                          help="a random ring or motion about every SECONDS")
 
 
+def _port_or_none(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0..65535, or none")
+    return port
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return number
+
+
+def doorbird_config(args: argparse.Namespace) -> DoorBirdConfig:
+    """The simulated station the ``simulate doorbird`` options describe."""
+    config = DoorBirdConfig(
+        host=args.host, http_port=args.http_port, user=args.user, password=args.password,
+        event_host=args.event_host, relays=[r for r in args.relays.split(",") if r],
+        device_type=args.device_type, mac=args.mac, udp_version=args.udp_version,
+        watch_always=not args.no_watch_always, visitors=args.visitors,
+        rtsp_port=args.rtsp_port, buttons=args.buttons,
+    )
+    if args.notification_key:
+        config.notification_key = args.notification_key
+    if args.event_ports:
+        config.event_ports = args.event_ports
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     if args.vendor == "doorbird":
-        config = DoorBirdConfig(
-            host=args.host, http_port=args.http_port, user=args.user, password=args.password,
-            event_host=args.event_host, relays=[r for r in args.relays.split(",") if r],
-            device_type=args.device_type, mac=args.mac, udp_version=args.udp_version,
-            watch_always=not args.no_watch_always, visitors=args.visitors,
-        )
-        if args.notification_key:
-            config.notification_key = args.notification_key
-        if args.event_ports:
-            config.event_ports = args.event_ports
-        return asyncio.run(_serve(DoorBirdSimulator(config)))
+        return asyncio.run(_serve(DoorBirdSimulator(doorbird_config(args))))
     if args.vendor == "skybell":
         cloud = CloudConfig(host=args.host, port=args.port, api_key=args.api_key,
                             email=args.email, password=args.password, devices=args.devices,
