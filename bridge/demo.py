@@ -52,7 +52,7 @@ class Demo:
         self.doorbird = DoorBirdSimulator(DoorBirdConfig(
             host=LOOPBACK, event_host=LOOPBACK, relays=["1", "2"],
             event_ports=[_free_udp_port(), _free_udp_port()], visitors=visitors,
-            device_type="DoorBird D2101V"))
+            device_type="DoorBird D2101V", rtsp_port=0))  # 554 is privileged: any free port
         self.skybell = SkyBellSimulator(CloudConfig(
             host=LOOPBACK, devices=2, udp_host=LOOPBACK, udp_port=_free_udp_port(),
             visitors=visitors))
@@ -78,7 +78,8 @@ class Demo:
         bird = self.doorbird.config
         doorbird = DoorBirdSettings(
             host=self.doorbird.address, username=bird.user, password=bird.password,
-            name="Front gate", event_ports=bird.event_ports, listen_host=LOOPBACK)
+            name="Front gate", event_ports=bird.event_ports, listen_host=LOOPBACK,
+            rtsp_port=self.doorbird.rtsp_port)
         skybell = SkyBellSettings(
             api_key=self.skybell.cloud.api_key, base_url=self.skybell.url, poll_interval=10,
             udp_port=self.skybell.config.udp_port, udp_listen=LOOPBACK)

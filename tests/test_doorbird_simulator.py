@@ -240,7 +240,9 @@ async def test_the_html5_viewer_shows_the_live_stream(doorbird, simulator):
             assert (await part.read())[:2] == b"\xff\xd8"
 
 
-async def test_rtsp_ports_are_reserved_where_they_can_be_bound():
+async def test_rtsp_and_rtsp_over_http_take_free_ports_where_theirs_are_taken():
+    """RTSP listens (its streams: test_doorbird_simulator_media); RTSP over HTTP, which the
+    station has but the simulator does not serve, keeps its port bound without listening."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -353,3 +353,20 @@ def test_the_command_line_sets_the_rtsp_port_and_call_buttons():
     assert (defaults.rtsp_port, defaults.buttons) == (554, 1)
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--buttons", "0"])
+
+
+async def test_demo_mode_streams_and_points_the_bridge_at_the_stations_rtsp(tmp_path):
+    from bridge.demo import Demo
+    from bridge.settings import load_settings
+
+    demo = Demo(visitors=None)
+    await demo.start()
+    try:
+        station = demo.doorbird
+        settings = demo.settings(load_settings(**{"server.data_dir": tmp_path}))
+        assert settings.doorbird[0].rtsp_port == station.rtsp_port is not None
+        sid = await session_id(station)
+        got = await asyncio.to_thread(play, f"{station.rtsp_url(HD)}?sessionid={sid}", 12)
+        assert {p.shape for p in got["pictures"]} == {(720, 1280)}
+    finally:
+        await demo.stop()
