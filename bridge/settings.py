@@ -157,9 +157,9 @@ class DoorBirdSettings(_Section):
         554, ge=1, le=65535,
         description="The station's RTSP port for live H.264 (none: MJPEG from video.cgi).",
     )
-    video_path: str = Field(
-        "/mpeg/media.amp",
-        description="RTSP path of the live view (/mpeg/720p/media.amp on firmware 129+ D21x).",
+    video_path: str | None = Field(
+        None, description="RTSP path of the live view (default: /mpeg/720p/media.amp on D21x "
+        "from firmware 129, else /mpeg/media.amp).",
     )
 
     @model_validator(mode="after")

@@ -12,56 +12,27 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from bridge.backends.doorbird import DoorBirdBackend
 from bridge.backends.doorbird.client import DoorBirdClient
 from bridge.media.audio import AacDecoder, MulawDecoder
-from bridge.media.rtsp import RtspServer, auth
 from bridge.settings import DoorBirdSettings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.media import decode_h264
 from tests.test_doorbird_backend import free_tcp_port, free_udp_port
 from tests.test_media_audio import pitch, samples_of
-from tests.test_rtsp_server import HEIGHT as RTSP_HEIGHT
-from tests.test_rtsp_server import WIDTH as RTSP_WIDTH
-from tests.test_rtsp_server import LoopSource
 from tests.test_talkback import adts_tone, buffer
 from tests.wsclient import PATIENCE, Client
 
 BELL = "1CCAE3711111"
-PATH = "/mpeg/media.amp"
-
-
-class RecordingSimulator(DoorBirdSimulator):
-    """The simulator, keeping the µ-law its loudspeaker receives."""
-
-    def __init__(self, config: DoorBirdConfig) -> None:
-        super().__init__(config)
-        self.heard = bytearray()
-
-    async def audio_transmit(self, request: web.Request) -> web.Response:
-        if not self.device.may_watch(300.0):
-            return web.Response(status=204)
-        if self.device.transmitting:
-            return web.Response(status=503, text="another client is transmitting")
-        self.device.transmitting = True
-        try:
-            async for chunk in request.content.iter_any():
-                self.heard += chunk
-        finally:
-            self.device.transmitting = False
-        return web.Response(status=200)
 
 
 class Rig:
-    """A simulated DoorBird (optionally with an RTSP server standing for the station's), a
-    bridge with a DoorBird backend pointed at it, and eufy clients."""
+    """A simulated DoorBird (with or without RTSP), a bridge with a DoorBird backend pointed
+    at it, and eufy clients."""
 
-    def __init__(self, sim: RecordingSimulator, backend: DoorBirdBackend, bridge: Any,
-                 rtsp: RtspServer | None, camera: LoopSource | None) -> None:
+    def __init__(self, sim: DoorBirdSimulator, backend: DoorBirdBackend, bridge: Any) -> None:
         self.sim, self.backend, self.bridge = sim, backend, bridge
-        self.rtsp, self.camera = rtsp, camera
         self.clients: list[Client] = []
 
     async def client(self) -> Client:
@@ -76,24 +47,19 @@ async def make_rig(bridge_factory):
 
     async def make(*, rtsp: bool = False, **sim_options: Any) -> Rig:
         config = DoorBirdConfig(**{"event_ports": [free_udp_port(), free_udp_port()],
-                                   "rtsp_port": None, "rtsp_http_port": None, **sim_options})
-        sim = RecordingSimulator(config)
+                                   "rtsp_port": 0 if rtsp else None, "rtsp_http_port": None,
+                                   **sim_options})
+        sim = DoorBirdSimulator(config)
         await sim.start()
-        server = camera = None
-        if rtsp:
-            camera = LoopSource(speed=1.0)
-            server = RtspServer({PATH: camera}.get, udp=False, authorize=auth.query_token(
-                "sessionid", sim.device.session_valid))
-            await server.start()
         settings = DoorBirdSettings(
             host=sim.address, username=config.user, password=config.password,
             event_ports=config.event_ports, listen_host="127.0.0.1",
-            rtsp_port=server.port if server else None)
+            rtsp_port=sim.rtsp_port)
         client = DoorBirdClient(settings.host, settings.username,
                                 settings.password.get_secret_value(), connection_interval=0.05)
         backend = DoorBirdBackend(settings, client=client)
         bridge = await bridge_factory([backend], port=free_tcp_port())
-        rig = Rig(sim, backend, bridge, server, camera)
+        rig = Rig(sim, backend, bridge)
         made.append(rig)
         return rig
 
@@ -101,8 +67,6 @@ async def make_rig(bridge_factory):
     for rig in made:
         for client in rig.clients:
             await client.close()
-        if rig.rtsp is not None:
-            await rig.rtsp.close()
         await rig.sim.stop()
 
 
@@ -162,18 +126,20 @@ async def test_the_doorbell_advertises_live_view_and_talkback(make_rig):
                             commandName="start_livestream"))["exists"] is True
 
 
-async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(make_rig):
-    rig = await make_rig(rtsp=True)
+@pytest.mark.parametrize(("model", "size"), [("DoorBird D2101V", (1280, 720)),
+                                            ("DoorBird D101", (640, 480))])
+async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(make_rig, model,
+                                                                          size):
+    rig = await make_rig(rtsp=True, device_type=model)  # a D21x has the 720p path
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await client.event("livestream started")
     events = await media(client, "video", 50)
-    assert_plays(events, fps=10)
-    assert (events[0]["metadata"]["videoWidth"], events[0]["metadata"]["videoHeight"]) == \
-        (RTSP_WIDTH, RTSP_HEIGHT)
+    assert_plays(events, fps=12)
+    assert (events[0]["metadata"]["videoWidth"], events[0]["metadata"]["videoHeight"]) == size
     assert (await client.ok("device.is_livestreaming", serialNumber=BELL))["livestreaming"]
     await client.ok("device.stop_livestream", serialNumber=BELL)
-    await until(lambda: not rig.rtsp.streaming(PATH))
+    await until(lambda: rig.sim.device.slots.used == 0 and rig.sim.device.sessions == {})
 
 
 async def test_without_rtsp_the_mjpeg_view_is_encoded_to_h264(make_rig):
@@ -215,8 +181,9 @@ async def test_the_stations_sound_arrives_as_aac(make_rig):
     assert pitch(samples_of(pcm), 16000) == pytest.approx(440, abs=20)  # the station's tone
 
 
-async def test_a_closed_live_view_window_answers_not_supported(make_rig):
-    rig = await make_rig(watch_always=False)
+@pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
+async def test_a_closed_live_view_window_answers_not_supported(make_rig, rtsp):
+    rig = await make_rig(rtsp=rtsp, watch_always=False)
     client = await rig.client()
     started = time.monotonic()
     assert await client.error("device.start_livestream", serialNumber=BELL) == \
@@ -225,12 +192,23 @@ async def test_a_closed_live_view_window_answers_not_supported(make_rig):
     assert rig.sim.device.sessions == {}, "the stream's session id was invalidated"
 
 
+@pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
+async def test_a_station_with_every_stream_taken_answers_a_connection_timeout(make_rig, rtsp):
+    rig = await make_rig(rtsp=rtsp, stream_slots=0)  # 453 over RTSP, 509 over HTTP
+    client = await rig.client()
+    started = time.monotonic()
+    assert await client.error("device.start_livestream", serialNumber=BELL) == \
+        "station_connection_timeout"
+    assert time.monotonic() - started < rig.bridge.driver.streams.start_timeout
+    assert rig.sim.device.sessions == {}
+
+
 async def test_an_rtsp_server_that_dies_mid_stream_ends_with_livestream_stopped(make_rig):
     rig = await make_rig(rtsp=True)
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await media(client, "video", 10)
-    await rig.rtsp.close()
+    await rig.sim.rtsp.stop()
     await client.event("livestream stopped")
     assert (await client.ok("device.is_livestreaming", serialNumber=BELL))[
         "livestreaming"] is False
@@ -253,8 +231,9 @@ async def test_stopping_leaves_no_task_no_socket_and_no_session(make_rig, rtsp):
     await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
 
 
-async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_rig):
-    rig = await make_rig()
+@pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
+async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_rig, rtsp):
+    rig = await make_rig(rtsp=rtsp)
     watcher, other = await rig.client(), await rig.client()
 
     async def round_trips() -> float:
@@ -270,7 +249,7 @@ async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_ri
     await watcher.ok("device.start_livestream", serialNumber=BELL)
     await media(watcher, "video", 5)
     busy = await round_trips()
-    print(f"\nround trip idle_ms={idle * 1000:.2f} streaming_ms={busy * 1000:.2f}")
+    print(f"\n{'rtsp' if rtsp else 'mjpeg'} round trip idle_ms={idle * 1000:.2f} streaming_ms={busy * 1000:.2f}")
     assert busy < max(10 * idle, 0.05)  # generous: the 2x target is measured, not asserted
 
 
@@ -284,10 +263,10 @@ async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch(make
     assert rig.sim.device.transmitting
     for frame in adts_tone(1000, 1.5):
         await client.ok("device.talkback_audio_data", serialNumber=BELL, buffer=buffer(frame))
-    await until(lambda: len(rig.sim.heard) >= 8000)  # a second at 8 kHz
+    await until(lambda: len(rig.sim.device.recorded_audio()) >= 8000)  # a second at 8 kHz
     await client.ok("device.stop_talkback", serialNumber=BELL)
     await until(lambda: not rig.sim.device.transmitting and rig.sim.device.sessions == {})
-    pcm = MulawDecoder().decode(bytes(rig.sim.heard))
+    pcm = MulawDecoder().decode(rig.sim.device.recorded_audio())
     assert pitch(samples_of(pcm), 8000) == pytest.approx(1000, abs=20)
 
 
@@ -299,7 +278,7 @@ async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(make_rig):
     garbage = tone[3][:7] + bytes(len(tone[3]) - 7)  # a whole ADTS frame, noise inside
     for frame in [*tone[:3], garbage, *tone[3:]]:
         await client.ok("device.talkback_audio_data", serialNumber=BELL, buffer=buffer(frame))
-    await until(lambda: len(rig.sim.heard) >= 3000)
+    await until(lambda: len(rig.sim.device.recorded_audio()) >= 3000)
     assert (await client.ok("device.is_talkback_ongoing", serialNumber=BELL))[
         "talkbackOngoing"] is True
 

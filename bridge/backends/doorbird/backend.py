@@ -163,6 +163,7 @@ class DoorBirdBackend(Backend):
         station, bell, locks = entities.build(info, self.settings.name, self.client.host,
                                               self, sip)
         self.station, self.bell = station, bell
+        self.live.found(str(info.get("DEVICE-TYPE") or ""), str(info.get("FIRMWARE") or ""))
         self.relays = {lock.serial: relay for lock, relay in locks}
         self.driver.add_station(station)
         self.driver.add_device(bell)

@@ -36,6 +36,8 @@ RTSP_FPS = 12.0
 """The seed's H.264 rate over RTSP, for a stream that does not say its own."""
 MJPEG_FPS = 8.0
 """``video.cgi`` sends up to 8 pictures a second."""
+DEFAULT_PATH = "/mpeg/media.amp"
+HD_PATH = "/mpeg/720p/media.amp"
 AUDIO_CHUNK = 800
 """µ-law bytes transcoded at a time: 100 ms, few thread hand-offs and little delay."""
 
@@ -127,6 +129,18 @@ class RtspVideo:
             self._post(self._deliver, VideoFrame(unit[0], unit[1], info, pts))
 
 
+def video_paths(configured: str | None, model: str, firmware: str) -> list[str]:
+    """RTSP paths to try, best first: the configured one, else 720p where the model has it
+    (D21x from firmware 129, per the LAN API), then the path every station has."""
+    if configured:
+        return [configured]
+    name = model.upper().removeprefix("DOORBIRD").strip()
+    digits = "".join(c for c in firmware if c.isdigit())
+    if name.startswith("D21") and digits and int(digits) >= 129:
+        return [HD_PATH, DEFAULT_PATH]
+    return [DEFAULT_PATH]
+
+
 async def jpeg_parts(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """The pictures of a ``multipart/x-mixed-replace`` body, each part sized by its
     ``Content-Length`` as the station sends it."""
@@ -157,6 +171,11 @@ class LiveView:
         self.client = client
         self.settings = settings
         self.read_timeout = read_timeout
+        self.paths = video_paths(settings.video_path, "", "")
+
+    def found(self, model: str, firmware: str) -> None:
+        """The station's model and firmware are known: they say which paths it has."""
+        self.paths = video_paths(self.settings.video_path, model, firmware)
 
     async def stream(self, upstream: Upstream) -> None:
         """Feed ``upstream`` until cancelled or until the station ends the stream; raises the
@@ -186,14 +205,15 @@ class LiveView:
 
     async def _video(self, session: str, deliver: Callable[[VideoFrame], None]) -> None:
         port = self.settings.rtsp_port
-        if port is not None:
-            url = f"rtsp://{self.client.host}:{port}{self.settings.video_path}"
+        for path in self.paths if port is not None else ():
+            url = f"rtsp://{self.client.host}:{port}{path}"
             try:
                 await self._rtsp(f"{url}?sessionid={session}", deliver)
                 return
             except _RtspUnavailable as exc:
-                log.info("DoorBird RTSP unavailable, live view from video.cgi instead",
-                         url=url, reason=str(exc.__cause__))
+                log.info("DoorBird RTSP unavailable", url=url, reason=str(exc.__cause__))
+        if port is not None:
+            log.info("DoorBird live view from video.cgi (MJPEG encoded to H.264)")
         await self._mjpeg(session, deliver)
 
     async def _rtsp(self, url: str, deliver: Callable[[VideoFrame], None]) -> None:
