@@ -218,6 +218,8 @@ async def test_settings_a_doorbell_lacks_are_no_properties(make_rig, sims):
                 "time_zone_info", "skybell_chime", "button_pressed"):
         del front.settings[key]
     front.settings["speaker_volume"] = "loud"  # not what the setting holds
+    front.settings["hmbd_sensitivity"] = None  # the seed: not set follows motion
+    front.settings["image_quality"] = None
     front.settings["chime_file"] = "unheard-of.wav"
     rig = await make_rig(sim=sim)
     client = await rig.client()
@@ -226,8 +228,10 @@ async def test_settings_a_doorbell_lacks_are_no_properties(make_rig, sims):
         "properties"]
     gone = {"pirSensitivity", "faceDetectionSensitivity", "faceRecognitionSensitivity",
             "ledControl", "locationLatitude", "locationLongitude", "locationAddress",
-            "chimeSkyBell", "notificationRing", "speakerVolume", "chimeTone"}
+            "chimeSkyBell", "notificationRing", "speakerVolume", "chimeTone",
+            "videoStreamingQuality"}
     assert gone.isdisjoint(props) and gone.isdisjoint(meta)
+    assert props["personDetectionSensitivity"] == -1
     assert props["motionDetectionSensitivity"] == 50 and props["statusLed"] is True
     assert await client.error("device.set_property", serialNumber=FRONT,
                               name="pirSensitivity", value=3) == \

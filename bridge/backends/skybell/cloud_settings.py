@@ -96,6 +96,8 @@ class Setting:
     meta: PropertyMetadata
     to_property: Callable[[Any], Any]
     to_cloud: Callable[[Any], Any] = lambda value: value
+    when_null: Any = None
+    """The property's value when the cloud holds null; None: no property."""
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -113,9 +115,10 @@ def _own_switch(name: str, label: str, key: str) -> Setting:
 
 def _sensitivity(meta: PropertyMetadata, *, follows_motion: bool = False) -> Setting:
     if follows_motion:
+        # the seed: "not set" follows motion_sensitivity, as 0xFFFFFFFF does
         return Setting(meta.with_(min=-1, max=1000, steps=1,
                                   label=f"{meta.label} ({SENSITIVITY}, -1 as motion)"),
-                       _follows_motion_in, _follows_motion_out)
+                       _follows_motion_in, _follows_motion_out, when_null=-1)
     return Setting(meta.with_(min=0, max=1000, steps=1, label=f"{meta.label} ({SENSITIVITY})"),
                    _whole)
 
@@ -202,11 +205,16 @@ def read(settings: dict[str, Any], last_color: str) -> dict[str, tuple[PropertyM
     found: dict[str, tuple[PropertyMetadata, Any]] = {}
     for setting in SETTINGS:
         present, raw = _lookup(settings, setting.path)
-        if not present or raw is None:
+        if not present:
             continue
-        try:
-            value = setting.to_property(raw)
-        except (ValueError, TypeError, IndexError):
+        if raw is None:
+            value = setting.when_null
+        else:
+            try:
+                value = setting.to_property(raw)
+            except (ValueError, TypeError, IndexError):
+                continue
+        if value is None:
             continue
         if setting.meta.name == "ledColor" and not value:
             value = last_color
