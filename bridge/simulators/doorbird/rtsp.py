@@ -64,6 +64,7 @@ class StationRtsp:
         self._credentials = auth.any_of(auth.basic(config.user, config.password),
                                         auth.query_token("sessionid", device.session_valid))
         self._tasks = BackgroundTasks("simulator rtsp")
+        self._closing: asyncio.Task[None] | None = None
         self._stopped = False
 
     async def start(self, port: int) -> None:
@@ -81,6 +82,8 @@ class StationRtsp:
         if self._outage in self.device.outage_listeners:
             self.device.outage_listeners.remove(self._outage)
         await self._tasks.cancel_all()
+        if self._closing is not None:
+            await self._closing
         if self.server is not None:
             await self.server.close()
             self.server = None
@@ -111,15 +114,16 @@ class StationRtsp:
         return release
 
     def _outage(self) -> None:
-        if self.server is not None and not self._stopped:
-            self._tasks.spawn(self._reboot(self.server), name="rtsp outage")
-
-    async def _reboot(self, server: RtspServer) -> None:
-        """Down with the station, and back on the same port once it is reachable."""
-        if self.server is not server:
+        """Down with the station (the closing is awaited by :meth:`stop` even when it comes
+        first), and back on the same port once the station is reachable."""
+        if self.server is None or self._stopped:
             return
-        self.server = None
-        await server.close()
+        server, self.server = self.server, None
+        self._closing = asyncio.create_task(server.close(), name="rtsp outage")
+        self._tasks.spawn(self._reopen(self._closing), name="rtsp back")
+
+    async def _reopen(self, closing: asyncio.Task[None]) -> None:
+        await asyncio.shield(closing)
         while not self.device.reachable:
             await asyncio.sleep(0.1)
         assert self.port is not None
