@@ -130,12 +130,14 @@ async def test_metadata_carries_the_device_ranges(rig):
 
 async def test_commands_are_only_what_works(rig):
     client = await rig.client()
-    assert (await client.ok("device.get_commands", serialNumber=BELL))["commands"] == []
+    assert (await client.ok("device.get_commands", serialNumber=BELL))["commands"] == [
+        "start_livestream", "stop_livestream", "is_livestreaming", "start_talkback",
+        "stop_talkback", "talkback_audio_data", "is_talkback_ongoing"]
     assert (await client.ok("device.get_commands", serialNumber=RELAY1))["commands"] == [
         "unlock", "open"]
     assert (await client.ok("station.get_commands", serialNumber=BELL))["commands"] == [
         "reboot", "download_image"]
-    assert await client.error("device.start_livestream", serialNumber=BELL) == \
+    assert await client.error("device.start_rtsp_livestream", serialNumber=BELL) == \
         "device_not_supported"
     assert await client.error("station.trigger_alarm", serialNumber=BELL, seconds=2) == \
         "device_not_supported"
