@@ -249,15 +249,20 @@ async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_ri
     await watcher.ok("device.start_livestream", serialNumber=BELL)
     await media(watcher, "video", 5)
     busy = await round_trips()
-    print(f"\n{'rtsp' if rtsp else 'mjpeg'} round trip idle_ms={idle * 1000:.2f} streaming_ms={busy * 1000:.2f}")
+    print(f"\n{'rtsp' if rtsp else 'mjpeg'} round trip idle_ms={idle * 1000:.2f} "
+          f"streaming_ms={busy * 1000:.2f}")
     assert busy < max(10 * idle, 0.05)  # generous: the 2x target is measured, not asserted
 
 
 # -- talkback --------------------------------------------------------------------------------
 
-async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch(make_rig):
+async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch_and_ends_clean(
+        make_rig):
     rig = await make_rig()
     client = await rig.client()
+    await client.ok("device.is_talkback_ongoing", serialNumber=BELL)
+    await asyncio.sleep(0.5)
+    tasks, sockets = len(asyncio.all_tasks()), open_sockets()
     await client.ok("device.start_talkback", serialNumber=BELL)
     await client.event("talkback started")
     assert rig.sim.device.transmitting
@@ -268,6 +273,7 @@ async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch(make
     await until(lambda: not rig.sim.device.transmitting and rig.sim.device.sessions == {})
     pcm = MulawDecoder().decode(rig.sim.device.recorded_audio())
     assert pitch(samples_of(pcm), 8000) == pytest.approx(1000, abs=20)
+    await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
 
 
 async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(make_rig):
