@@ -8,28 +8,38 @@ most of the bytes), then measures on one core:
 
 - the bridge's encoder, in MB of media per second, over that stream's access units, and per
   size class;
-- ``orjson`` of the byte list, the obvious way and the yardstick (it must agree byte for byte).
+- ``orjson`` of the byte list, the obvious way and the yardstick (it must agree byte for byte);
+- the relay: a simulated DoorBird (its own process) streams 720p H.264 over RTSP, a bridge (its
+  own process) passes it through to 1 and then 10 eufy clients, and the bridge's CPU use is
+  read from ``/proc`` while they watch (the simulator's encoding is not counted).
 
 The last line holds the figures other tools read, ``name=value`` separated by spaces; a
 figure that cannot be measured yet is ``nan``, with a comment line saying why.
 
-    python bench/media.py [--seconds 1.0] [--frames 96]
+    python bench/media.py [--seconds 1.0] [--frames 96] [--relay-seconds 10] [--no-relay]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import orjson
+import websockets
 
 from bridge.media.buffers import buffer_json
 
@@ -39,11 +49,6 @@ CRF = 26
 FIGURES = ("encode_MBps", "cpu_percent_1_client", "cpu_percent_10_clients")
 """The last line's figures, in order."""
 
-PENDING = {
-    "cpu_percent_1_client": "needs the live-stream relay (a 720p stream to 1 client)",
-    "cpu_percent_10_clients": "needs the live-stream relay (a 720p stream to 10 clients)",
-}
-"""Figures not measured yet, and why."""
 
 
 def access_units(count: int) -> list[bytes]:
@@ -96,12 +101,130 @@ def orjson_buffer(data: bytes) -> bytes:
     return orjson.dumps({"type": "Buffer", "data": list(data)})
 
 
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_for_port(port: int, seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+
+
+class Watcher:
+    """One eufy client watching the doorbell, counting the video it receives."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.frames = 0
+        self.reader = asyncio.ensure_future(self.read())
+
+    async def read(self) -> None:
+        async for message in self.ws:
+            if b'"livestream video data"' in (message if isinstance(message, bytes)
+                                              else message.encode()):
+                self.frames += 1
+
+    @classmethod
+    async def start(cls, url: str, serial: str) -> Watcher:
+        ws = await websockets.connect(url, max_size=None)
+        await ws.recv()
+        await ws.send(orjson.dumps({"command": "set_api_schema", "schemaVersion": 21}).decode())
+        await ws.recv()
+        watcher = cls(ws)
+        await ws.send(orjson.dumps({"messageId": "live", "command": "device.start_livestream",
+                                    "serialNumber": serial}).decode())
+        return watcher
+
+
+async def relay_cpu(seconds: float) -> tuple[float, float]:
+    """The bridge's CPU (percent of one core) relaying a 720p stream to 1, then 10 clients."""
+    http, rtsp, event, bridge_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM), \
+        free_port()
+    user, password = "benchu0001", "bench-password"
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port", str(http),
+         "--rtsp-port", str(rtsp), "--user", user, "--password", password,
+         "--event-port", str(event), "--device-type", "DoorBird D2101V"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as data:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
+        env.update({
+            "EUFY_BRIDGE_SERVER__PORT": str(bridge_port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
+            "EUFY_BRIDGE_LOG__LEVEL": "warn",
+            "EUFY_BRIDGE_DOORBIRD": orjson.dumps([{
+                "host": f"127.0.0.1:{http}", "username": user, "password": password,
+                "event_ports": [event], "listen_host": "127.0.0.1",
+                "rtsp_port": rtsp}]).decode()})
+        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        watchers: list[Watcher] = []
+        try:
+            await wait_for_port(http)
+            await wait_for_port(bridge_port)
+            url = f"ws://127.0.0.1:{bridge_port}"
+            async with websockets.connect(url) as probe:
+                await probe.recv()
+                await probe.send('{"command":"set_api_schema","schemaVersion":21}')
+                await probe.recv()
+                await probe.send('{"messageId":"s","command":"start_listening"}')
+                state = orjson.loads(await probe.recv())["result"]["state"]
+            serial = state["stations"][0]  # a DoorBird's doorbell shares its station's serial
+            results = []
+            for clients in (1, 10):
+                while len(watchers) < clients:
+                    watchers.append(await Watcher.start(url, serial))
+                async with asyncio.timeout(60):
+                    while min(w.frames for w in watchers) < 12:
+                        await asyncio.sleep(0.1)
+                start_cpu, start = cpu_seconds(bridge.pid), time.perf_counter()
+                before = sum(w.frames for w in watchers)
+                await asyncio.sleep(seconds)
+                elapsed = time.perf_counter() - start
+                percent = (cpu_seconds(bridge.pid) - start_cpu) / elapsed * 100
+                frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
+                print(f"relay to {clients} client(s): bridge CPU {percent:.1f} % of one core, "
+                      f"{frames:.1f} frames/s per client")
+                results.append(percent)
+            return results[0], results[1]
+        finally:
+            for watcher in watchers:
+                watcher.reader.cancel()
+                await watcher.ws.close()
+            for process in (bridge, simulator):
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="time spent on each measurement")
     parser.add_argument("--frames", type=int, default=96, help="frames of video to encode")
+    parser.add_argument("--relay-seconds", type=float, default=10.0,
+                        help="time the bridge's CPU is measured for, per client count")
+    parser.add_argument("--no-relay", action="store_true", help="skip the relay measurement")
     args = parser.parse_args()
+    figures = {name: math.nan for name in FIGURES}
+    if not args.no_relay:  # before this process pins itself to one core
+        one, ten = asyncio.run(relay_cpu(args.relay_seconds))
+        figures["cpu_percent_1_client"], figures["cpu_percent_10_clients"] = one, ten
     if hasattr(os, "sched_setaffinity"):  # one core, as a relay's event loop has
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -114,7 +237,6 @@ def main() -> None:
         if buffer_json(unit) != orjson_buffer(unit):
             sys.exit("the encoder disagrees with orjson")
 
-    figures = {name: math.nan for name in FIGURES}
     figures["encode_MBps"] = megabytes_per_second(buffer_json, units, args.seconds)
     reference = megabytes_per_second(orjson_buffer, units, args.seconds)
     print(f"encoder: {figures['encode_MBps']:.0f} MB/s of media; "
@@ -126,8 +248,6 @@ def main() -> None:
             print(f"  access units of {low:,} B to {min(high, sizes[-1] + 1) - 1:,} B "
                   f"({len(group)}): {speed:.0f} MB/s")
 
-    for name, why in PENDING.items():
-        print(f"# {name}: {why}")
     print(" ".join(f"{name}={figures[name]:.1f}" for name in FIGURES))
 
 
