@@ -11,6 +11,7 @@ import structlog
 from bridge import __version__
 from bridge.backends import build_backends
 from bridge.driver import Backend, Driver
+from bridge.media.relay import RtspRelay
 from bridge.server import BridgeServer
 from bridge.server.access import Access, tls_context
 from bridge.settings import Settings
@@ -54,6 +55,12 @@ class Bridge:
             tls=tls_context(server.tls_cert, server.tls_key)
             if server.tls_cert is not None and server.tls_key is not None else None,
         )
+        media = settings.media
+        self.rtsp = RtspRelay(
+            self.driver, host=media.rtsp_host or server.host, port=media.rtsp_port,
+            advertised_host=media.advertised_host,
+            token=server.auth_token.get_secret_value() if server.auth_token else None,
+        ) if media.rtsp else None
 
     @property
     def url(self) -> str:
@@ -63,13 +70,25 @@ class Bridge:
         return f"{scheme}://{host}:{self.server.port}"
 
     async def start(self) -> None:
-        """Start the backends first: clients refuse a driver that is not yet connected."""
+        """Start the backends first: clients refuse a driver that is not yet connected.  The
+        RTSP server comes before them, so that every camera added gets its URL."""
+        if self.rtsp is not None:
+            try:
+                await self.rtsp.start()
+            except OSError as exc:
+                log.warning("RTSP port unavailable; cameras are not served over RTSP",
+                            port=self.rtsp.server.port, reason=exc.strerror)
+                self.rtsp = None
+            else:
+                self.driver.rtsp = self.rtsp
         await self.driver.start()
         await self.server.start()
 
     async def stop(self) -> None:
         """Clients are told and closed while the backends stop: together, within the
-        shutdown limit."""
+        shutdown limit; RTSP players go first."""
+        if self.rtsp is not None:
+            await self.rtsp.close()
         await asyncio.gather(self.server.stop(grace=SHUTDOWN_SECONDS / 2), self.driver.stop())
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:

@@ -130,6 +130,17 @@ class LogSettings(_Section):
     format: Literal["console", "json"] = Field("console", description="console or json.")
 
 
+class MediaSettings(_Section):
+    rtsp: bool = Field(True, description="Serve every camera over RTSP at "
+                       "rtsp://advertised_host:rtsp_port/SERIAL (the server's token as password).")
+    rtsp_port: int = Field(8554, ge=0, le=65535, description="RTSP port (0 picks a free one).")
+    rtsp_host: str | None = Field(
+        None, description="Address the RTSP server binds to (default: server.host).")
+    advertised_host: str | None = Field(
+        None, description="Host name or address in the RTSP URLs handed to clients (default: "
+        "the RTSP server's address, or this machine's primary address when that is 0.0.0.0).")
+
+
 class DoorBirdSettings(_Section):
     host: str = Field(description='"ip" or "ip:port" of the door station.')
     username: str = Field(description="A DoorBird user with API rights.")
@@ -212,6 +223,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     doorbird: list[DoorBirdSettings] = Field(default_factory=list)
     skybell: list[SkyBellSettings] = Field(default_factory=list)
 

@@ -22,7 +22,8 @@ async def bridge_factory() -> AsyncIterator[Callable[..., Awaitable[Bridge]]]:
     async def start(backends: list[Any] | None = None, subscriber: Any = None,
                     **server: Any) -> Bridge:
         settings = load_settings(**{f"server.{k}": v for k, v in
-                                    {"port": 0, "event_seconds": 0.2, **server}.items()})
+                                    {"port": 0, "event_seconds": 0.2, **server}.items()},
+                                 **{"media.rtsp_port": 0})
         bridge = Bridge(settings, backends=[] if backends is None else backends)
         if subscriber is not None:  # hears what happens during start-up, too
             bridge.driver.bus.subscribe(subscriber)
@@ -41,7 +42,8 @@ async def demo(tmp_path: Any) -> AsyncIterator[Bridge]:
     """The demo house: both real backends against their simulators on loopback."""
     demo = Demo(visitors=None)
     await demo.start()
-    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
+    settings = demo.settings(load_settings(**{"server.port": 0, "media.rtsp_port": 0,
+                                              "server.data_dir": tmp_path,
                                               "server.event_seconds": 0.5}))
     bridge = Bridge(settings)
     demo.install(bridge.server)

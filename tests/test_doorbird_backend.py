@@ -109,7 +109,10 @@ async def test_discovery_builds_a_station_a_doorbell_and_relay_locks(rig):
     assert bell["model"] == "DoorBird D2101V"
     assert bell["softwareVersion"] == "000130 build 15870439"
     assert bell["type"] == 5 and bell["stationSerialNumber"] == BELL
-    assert bell["rtspStream"] is False and bell["rtspStreamUrl"] == ""
+    # the bridge re-serves the camera: its URL, never the station's session id
+    assert bell["rtspStream"] is True
+    assert bell["rtspStreamUrl"] == rig.bridge.rtsp.url(BELL)
+    assert bell["rtspStreamUrl"].startswith("rtsp://127.0.0.1:")
     assert bell["speakerVolume"] == 70 and bell["microphoneVolume"] == 33
     assert bell["relayPasscode"] is None  # write-only
     relay = (await client.ok("device.get_properties", serialNumber=PAIRED))["properties"]
@@ -132,12 +135,13 @@ async def test_commands_are_only_what_works(rig):
     client = await rig.client()
     assert (await client.ok("device.get_commands", serialNumber=BELL))["commands"] == [
         "start_livestream", "stop_livestream", "is_livestreaming", "start_talkback",
-        "stop_talkback", "talkback_audio_data", "is_talkback_ongoing"]
+        "stop_talkback", "talkback_audio_data", "is_talkback_ongoing",
+        "start_rtsp_livestream", "stop_rtsp_livestream", "is_rtsp_livestreaming"]
     assert (await client.ok("device.get_commands", serialNumber=RELAY1))["commands"] == [
         "unlock", "open"]
     assert (await client.ok("station.get_commands", serialNumber=BELL))["commands"] == [
         "reboot", "download_image"]
-    assert await client.error("device.start_rtsp_livestream", serialNumber=BELL) == \
+    assert await client.error("device.start_rtsp_livestream", serialNumber=RELAY1) == \
         "device_not_supported"
     assert await client.error("station.trigger_alarm", serialNumber=BELL, seconds=2) == \
         "device_not_supported"

@@ -298,5 +298,7 @@ async def test_no_session_id_password_or_key_reaches_a_client(station):
     for secret in (*issued, bird.config.password, bird.config.notification_key[:32]):
         assert secret not in text
     bell = seen[1]["properties"]
-    assert bell["rtspStream"] is False and bell["rtspStreamUrl"] == ""
+    # the camera is handed out at the bridge's RTSP server, never at the station
+    assert bell["rtspStream"] is True and "sessionid" not in bell["rtspStreamUrl"]
+    assert f":{bird.sim.rtsp_port}/" not in bell["rtspStreamUrl"]
     assert bird.sim.device.sessions == {}  # the one session it opened is closed again

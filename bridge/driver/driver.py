@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -28,6 +28,9 @@ from bridge.driver.model import Device, Entity, PropertyMetadata, Station
 from bridge.media.hub import StreamHub, Subscriber
 from bridge.media.talk import Ended, TalkHub
 from bridge.tasks import BackgroundTasks, foreign_cancellation
+
+if TYPE_CHECKING:
+    from bridge.media.relay import RtspRelay
 
 log = structlog.get_logger(component="bridge.driver")
 
@@ -65,6 +68,9 @@ class Driver:
         self._pulses: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._known_properties: set[str] = set(_KNOWN_PROPERTIES)
         self.http_routes: dict[str, HttpHandler] = {}
+        self.rtsp: RtspRelay | None = None
+        """The bridge's RTSP server when it serves cameras (set by the app before start):
+        every camera added gets its URL (see :meth:`add_device`)."""
         self._tasks = BackgroundTasks("driver")
         self._refreshing: dict[Backend, asyncio.Task[Any]] = {}
         self._commands = BackgroundTasks("driver commands")
@@ -221,6 +227,8 @@ class Driver:
         self.publish("station", "station added", station=station)
 
     def add_device(self, device: Device) -> None:
+        if self.rtsp is not None:  # the same for every vendor's cameras
+            self.rtsp.decorate(device)
         self._known_properties.update(device.metadata)
         self.devices[device.serial] = device
         self.publish("device", "device added", device=device)

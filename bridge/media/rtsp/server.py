@@ -308,6 +308,17 @@ class RtspServer:
         return [PlayerInfo(p.session.id, "udp" if p.udp else "tcp", p.buffered(), p.skipped)
                 for p in broadcast.players]
 
+    def end(self, path: str) -> None:
+        """The path's source stopped by itself: its players' connections are closed (a player
+        that comes back starts it anew) instead of waiting for media that never comes."""
+        broadcast = self._broadcasts.get(path)
+        if broadcast is None:
+            return
+        for player in tuple(broadcast.players):
+            if player.connection.transport is not None:
+                player.connection.transport.close()
+        self._end(broadcast)
+
     def streaming(self, path: str) -> bool:
         """Whether the path's source is subscribed to."""
         return path in self._broadcasts

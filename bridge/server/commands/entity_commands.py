@@ -22,6 +22,7 @@ from bridge.driver.errors import (
     NotSupported,
 )
 from bridge.media.audio import split_adts
+from bridge.media.relay import RtspRelay
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
 from bridge.server.livestream import Watcher, notice
@@ -117,7 +118,44 @@ def is_livestreaming(req: Request) -> Result:
 
 @handles("device.is_rtsp_livestreaming")
 def is_rtsp_livestreaming(req: Request) -> Result:
-    return {**_serial(req), "livestreaming": False}
+    rtsp = req.driver.rtsp
+    return {**_serial(req), "livestreaming": rtsp is not None and rtsp.playing(req.entity.serial)}
+
+
+def _rtsp(req: Request) -> RtspRelay:
+    rtsp = req.driver.rtsp
+    if rtsp is None or not isinstance(req.entity, Device):
+        raise NotSupported(f"{req.entity.serial} is not served over RTSP")
+    rtsp.check(req.entity)
+    return rtsp
+
+
+@handles("device.start_rtsp_livestream")
+def start_rtsp_livestream(req: Request) -> Result:
+    """The bridge serves the camera over RTSP at any time, its device streaming while a player
+    plays: starting says so to every listening client (``got rtsp url``, then ``rtsp
+    livestream started``, which the Home Assistant integration waits for before it plays)."""
+    rtsp, serial = _rtsp(req), req.entity.serial
+    rtsp.requested.add(serial)
+    _publish_soon(req, "got rtsp url", rtspUrl=rtsp.url(serial))
+    _publish_soon(req, "rtsp livestream started")
+    return {}
+
+
+@handles("device.stop_rtsp_livestream")
+def stop_rtsp_livestream(req: Request) -> Result:
+    """Players already playing go on until they leave (each holds its own share of the
+    stream); clients are told that the RTSP live stream stopped."""
+    rtsp, serial = _rtsp(req), req.entity.serial
+    rtsp.requested.discard(serial)
+    _publish_soon(req, "rtsp livestream stopped")
+    return {}
+
+
+def _publish_soon(req: Request, event: str, **data: Any) -> None:
+    """A device event for every listening client, after the command's answer."""
+    asyncio.get_running_loop().call_soon(lambda: req.driver.publish(
+        "device", event, serialNumber=req.entity.serial, **data))
 
 
 @handles("device.start_livestream")
