@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import pytest
 
 from bridge.app import Bridge
@@ -75,3 +76,30 @@ async def test_the_page_works_behind_a_token_given_in_its_address(guarded_demo):
         assert cards == 5
         await browser.evaluate("document.querySelector('button[data-action=ring]').click()")
         await browser.wait_for("document.querySelector('.card.ringing') !== null")
+
+
+async def test_the_live_button_plays_the_doorbirds_video_on_the_page(demo, tmp_path):
+    from tests.test_live_http import camera, released, wait_until  # it imports this module
+
+    async with Browser() as browser:
+        await browser.call("Page.navigate", url=page_url(demo) + "/")
+        await browser.wait_for("document.body.dataset.ready === 'true'")
+        live = await browser.evaluate(
+            "[...document.querySelectorAll('button[data-live]')].map(b => b.dataset.live)")
+        assert live == [camera(demo)]  # the one camera of the house with a stream
+        card = f"document.querySelector('[data-serial=\"{live[0]}\"]')"
+        await browser.evaluate(f"{card}.querySelector('button[data-live]').click()")
+        await browser.wait_for(f"{card}.querySelector('video').videoWidth > 0", timeout=60)
+        assert await browser.evaluate(f"{card}.querySelector('video').videoWidth") == 1280
+        start = await browser.evaluate(f"{card}.querySelector('video').currentTime")
+        await browser.wait_for(f"{card}.querySelector('video').currentTime > {start} + 1",
+                               timeout=60)
+        await browser.evaluate(f"{card}.scrollIntoView()")
+        shot = tmp_path / "live.png"
+        shot.write_bytes(await browser.screenshot())
+        with av.open(str(shot)) as container:
+            pixels = next(container.decode(video=0)).to_ndarray(format="gray")
+        assert pixels.std() > 20  # a picture, not a blank page
+        await browser.evaluate(f"{card}.querySelector('button[data-live]').click()")
+        assert await browser.evaluate(f"{card}.querySelector('video')") is None
+    await wait_until(lambda: released(demo, live[0]))

@@ -19,6 +19,8 @@ import asyncio
 import os
 import struct
 from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -59,6 +61,15 @@ def _text_header(size: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size)
 
 
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """An HTTP answer written over time (live video): ``run`` writes the whole response,
+    head included, with :meth:`Connection.write`; the connection closes when it returns, and
+    it is cancelled when the client goes."""
+
+    run: Callable[[Connection], Awaitable[None]]
+
+
 class Connection(asyncio.Protocol):
     """One client's transport, WebSocket engine, queue of messages not yet handled, and
     session (schema, subscriptions, command tasks)."""
@@ -85,6 +96,7 @@ class Connection(asyncio.Protocol):
         self._pong_deadline: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         self._handshake_deadline: asyncio.TimerHandle | None = None
+        self._streaming: asyncio.Task[None] | None = None
         self.lost = asyncio.get_running_loop().create_future()
 
     # ------------------------------------------------------------------ asyncio protocol
@@ -99,11 +111,15 @@ class Connection(asyncio.Protocol):
             self.server.handshake_timeout, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
+        if self._streaming is not None:
+            return  # an HTTP answer is being streamed: nothing more is read from this client
         self._flush_scheduled = True  # everything this read produces leaves in one write
         self._receive(data)
         self._drain()
 
     def eof_received(self) -> bool | None:
+        if self._streaming is not None:
+            return None  # the client is gone: the transport closes, the stream ends
         self.ws.receive_eof()
         self._pending.extend(self.ws.events_received())
         self._drain()
@@ -126,6 +142,8 @@ class Connection(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self.session.cancel()
+        if self._streaming is not None:
+            self._streaming.cancel()
         self._pending.clear()
         self.server.forget(self)
         if not self.lost.done():
@@ -159,7 +177,7 @@ class Connection(asyncio.Protocol):
             return
         self._to_engine(data[:end + 4])
         rest = data[end + 4:]
-        if rest:
+        if rest and self._streaming is None:
             self._drain()  # answers the handshake, so the state says where the rest goes
             if self.ws.state is not State.OPEN:
                 self._engine_only = True
@@ -267,6 +285,9 @@ class Connection(asyncio.Protocol):
             self._handshake_deadline.cancel()
             self._handshake_deadline = None
         response = self.server.http_response(self, request)
+        if isinstance(response, Streamed):
+            self._stream(response)
+            return
         if response is None:
             response = self.ws.accept(request)
         self.ws.send_response(response)
@@ -274,11 +295,30 @@ class Connection(asyncio.Protocol):
             self.server.welcome(self)
             self._schedule_ping()
 
+    def _stream(self, answer: Streamed) -> None:
+        """Hand the connection to a streamed HTTP answer for good."""
+        self._pending.clear()
+        self._streaming = asyncio.get_running_loop().create_task(self._run_stream(answer))
+
+    async def _run_stream(self, answer: Streamed) -> None:
+        try:
+            await answer.run(self)
+        except Exception:
+            log.exception("streamed HTTP answer failed", peer=self.peer)
+        finally:
+            if self.transport is not None:
+                self.transport.close()  # after what is buffered has been written
+
+    def write(self, data: bytes) -> None:
+        """Write a streamed answer's bytes as they are (no WebSocket framing)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
     def _handshake_expired(self) -> None:
         """No complete request in time: a slow or idle peer does not keep a slot."""
         self._handshake_deadline = None
         log.debug("no handshake in time", peer=self.peer)
-        self._abort()
+        self.abort()
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -368,7 +408,7 @@ class Connection(asyncio.Protocol):
             transport.close()
         elif self._close_handle is None and self.ws.close_expected():
             self._close_handle = asyncio.get_running_loop().call_later(
-                CLOSE_TIMEOUT, self._abort)
+                CLOSE_TIMEOUT, self.abort)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the transport closes when it completes (or times out)."""
@@ -376,7 +416,7 @@ class Connection(asyncio.Protocol):
             self.ws.send_close(code, reason)
             self.flush()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
@@ -400,4 +440,4 @@ class Connection(asyncio.Protocol):
         log.info("client stopped answering pings", peer=self.peer)
         self.ws.fail(1011, "keepalive ping timeout")
         self.flush()
-        self._abort()
+        self.abort()

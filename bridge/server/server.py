@@ -28,8 +28,9 @@ from bridge.logs import LogRecord, hub
 from bridge.server import shaping
 from bridge.server.access import Access, Refusal, is_loopback, shown
 from bridge.server.commands import Handler, Request, Result, handler_for
-from bridge.server.connection import Connection
+from bridge.server.connection import Connection, Streamed
 from bridge.server.jsonio import dumps, loads
+from bridge.server.live_http import LiveHttp
 from bridge.server.operations import Metrics, health
 from bridge.server.session import Session
 from bridge.server.validation import validate_params
@@ -98,6 +99,8 @@ class BridgeServer:
         ``Host`` that DNS rebinding cannot forge."""
         self.action_routes: dict[str, HttpHandler] = {}
         """POST routes that change something: for browsers too, and they need the token."""
+        self.live = LiveHttp(driver)
+        """``GET /live/<serial>.mp4`` and ``.jpg``: for browsers and players, with the token."""
         self._server: asyncio.Server | None = None
         self._unsubscribe: list[Any] = []
         self._hello = dumps({
@@ -134,6 +137,7 @@ class BridgeServer:
         self._unsubscribe = []
         if self._server is not None:
             self._server.close()  # no new connections
+        self.live.close()
         shutdown = dumps({"type": "event", "event": {"source": "server", "event": "shutdown"}})
         closing = list(self.connections)
         await asyncio.sleep(0)  # commands received just now start, so that they can answer
@@ -174,7 +178,8 @@ class BridgeServer:
         log.debug("client connected", peer=conn.peer)
         conn.send(self._hello)
 
-    def http_response(self, conn: Connection, request: http11.Request) -> http11.Response | None:
+    def http_response(self, conn: Connection,
+                      request: http11.Request) -> http11.Response | Streamed | None:
         """The answer to a request that is not an accepted WebSocket handshake: a refusal
         (connection cap, token, origin, host), a page or a registered route (the bridge's
         own, then the backends'). None lets the WebSocket handshake go on (which answers
@@ -185,6 +190,13 @@ class BridgeServer:
         if "websocket" in request.headers.get("Upgrade", "").lower():
             refusal = self.access.check(request, host=False, token=True)
             return None if refusal is None else self._refuse(conn, request, url.path, refusal)
+        if url.path.startswith("/live/") and request.method == "GET":
+            # what browsers load, that shows a camera: a Host no rebinding forges, the token
+            refusal = self.access.check(request, host=True, token=True)
+            if refusal is not None:
+                return self._refuse(conn, request, url.path, refusal)
+            answer = self.live.respond(url.path)
+            return answer or _plain(404, "text/plain", b"no such camera")
         handler, kind = self._route(request.method, url.path)
         if handler is None:
             return None if kind is None else _plain(

@@ -1,0 +1,156 @@
+"""Live video over HTTP on the bridge's port, against the demo house's DoorBird (its simulator
+streams 720p H.264 and µ-law sound over RTSP; the bridge passes the video through and turns the
+sound into AAC): real sockets, PyAV as the player, every task and socket released."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+
+import aiohttp
+import av
+
+from bridge.app import Bridge
+from bridge.server import live_http
+from tests.test_operations import page_url
+from tests.test_page import TOKEN, guarded_demo  # noqa: F401  (a fixture: the house, guarded)
+
+PATIENCE = 60.0
+
+
+def camera(bridge: Bridge) -> str:
+    """The demo's DoorBird doorbell: the camera with a live stream."""
+    return next(d.serial for d in bridge.driver.devices.values()
+                if "start_livestream" in d.commands and d.serial.startswith("1CCAE3"))
+
+
+def play(url: str, count: int) -> tuple[list[av.VideoFrame], list[str]]:
+    """Decode ``count`` video frames of ``url`` as a player would; the streams it found."""
+    frames: list[av.VideoFrame] = []
+    with av.open(url, timeout=30) as container:
+        kinds = [f"{s.type}:{s.codec_context.name}" for s in container.streams]
+        for packet in container.demux(video=0):
+            frames.extend(packet.decode())
+            if len(frames) >= count:
+                break
+    return frames, kinds
+
+
+async def wait_until(condition, seconds: float = PATIENCE) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def released(bridge: Bridge, serial: str) -> bool:
+    """Nobody watches over HTTP any more and the upstream has stopped."""
+    live = bridge.server.live
+    return not live.streams and not live.viewers and not bridge.driver.streams.is_streaming(
+        serial) and not bridge.server._admitted
+
+
+async def test_pyav_plays_the_doorbirds_live_mp4_with_its_sound(demo):
+    serial = camera(demo)
+    frames, kinds = await asyncio.to_thread(play, f"{page_url(demo)}/live/{serial}.mp4", 60)
+    assert len(frames) >= 50
+    assert (frames[0].width, frames[0].height) == (1280, 720)
+    assert kinds == ["video:h264", "audio:aac"]
+    await wait_until(lambda: released(demo, serial))
+
+
+async def test_two_players_share_one_muxed_stream(demo):
+    serial = camera(demo)
+    url = f"{page_url(demo)}/live/{serial}.mp4"
+    first, second = await asyncio.gather(asyncio.to_thread(play, url, 30),
+                                         asyncio.to_thread(play, url, 30))
+    assert len(first[0]) >= 30 and len(second[0]) >= 30
+    await wait_until(lambda: released(demo, serial))
+
+
+async def test_the_still_is_a_jpeg_of_the_streams_size(demo):
+    serial = camera(demo)
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{page_url(demo)}/live/{serial}.jpg") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/jpeg"
+        body = await response.read()
+    with av.open(io.BytesIO(body)) as container:
+        picture = next(container.decode(video=0))
+    assert container.format.name.startswith("image2") or "jpeg" in container.format.name
+    assert (picture.width, picture.height) == (1280, 720)
+    await wait_until(lambda: released(demo, serial))
+
+
+async def test_what_is_no_camera_is_not_found(demo):
+    relay = next(d.serial for d in demo.driver.devices.values()
+                 if "start_livestream" not in d.commands)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/live/NOPE.mp4", f"/live/{relay}.mp4", f"/live/{camera(demo)}.avi"):
+            async with http.get(page_url(demo) + path) as response:
+                assert response.status == 404, path
+
+
+async def test_live_needs_the_token_when_the_bridge_has_one(guarded_demo):  # noqa: F811
+    serial = camera(guarded_demo)
+    base = f"{page_url(guarded_demo)}/live/{serial}"
+    async with aiohttp.ClientSession() as http:
+        for url, headers in ((f"{base}.mp4", {}), (f"{base}.mp4?token=wrong", {}),
+                             (f"{base}.jpg", {}),
+                             (f"{base}.mp4", {"Authorization": "Bearer wrong"})):
+            async with http.get(url, headers=headers) as response:
+                assert response.status == 401, url
+        async with http.get(f"{base}.mp4", headers={"Authorization": f"Bearer {TOKEN}"}) \
+                as response:
+            assert response.status == 200
+            assert (await response.content.readexactly(8))[4:] == b"ftyp"
+    frames, _ = await asyncio.to_thread(play, f"{base}.mp4?token={TOKEN}", 5)
+    assert len(frames) >= 5
+    await wait_until(lambda: released(guarded_demo, serial))
+
+
+def raw_get(port: int, path: str, receive_buffer: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    return sock
+
+
+async def test_a_dropped_connection_releases_its_task_socket_and_the_upstream(demo):
+    serial = camera(demo)
+    tasks_before = len(asyncio.all_tasks())
+    sock = raw_get(demo.server.port, f"/live/{serial}.mp4")
+    sock.settimeout(PATIENCE)
+    received = b""
+    while b"moof" not in received:  # the answer has begun and media flows
+        received += await asyncio.to_thread(sock.recv, 65536)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Type: video/mp4" in received
+    assert demo.driver.streams.is_streaming(serial)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # a reset, as when a player is killed
+    await wait_until(lambda: released(demo, serial))
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before)
+
+
+async def test_a_player_that_never_reads_skips_fragments_then_is_cut_off(demo, monkeypatch):
+    monkeypatch.setattr(live_http, "LIVE_BACKLOG", 64 * 1024)
+    monkeypatch.setattr(live_http, "STALLED", 3.0)
+    serial = camera(demo)
+    stalled = raw_get(demo.server.port, f"/live/{serial}.mp4", receive_buffer=4096)
+    live = demo.server.live
+    await wait_until(lambda: len(live.viewers) == 1)
+    (viewer,) = live.viewers
+    # Meanwhile another player plays on, unaffected.
+    url = f"{page_url(demo)}/live/{serial}.mp4"
+    watching = asyncio.create_task(asyncio.to_thread(play, url, 40))
+    await wait_until(lambda: viewer.skipped > 0)
+    # What waits for it stays within its backlog and one fragment (a 1 s GOP of 720p).
+    assert viewer.conn.backlog() < live_http.LIVE_BACKLOG + 1024 * 1024
+    await wait_until(lambda: viewer not in live.viewers)  # cut off after STALLED seconds
+    frames, _ = await watching
+    assert len(frames) >= 40
+    stalled.close()
+    await wait_until(lambda: released(demo, serial))
