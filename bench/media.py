@@ -11,7 +11,9 @@ most of the bytes), then measures on one core:
 - ``orjson`` of the byte list, the obvious way and the yardstick (it must agree byte for byte);
 - the relay: a simulated DoorBird (its own process) streams 720p H.264 over RTSP, a bridge (its
   own process) passes it through to 1 and then 10 eufy clients, and the bridge's CPU use is
-  read from ``/proc`` while they watch (the simulator's encoding is not counted).
+  read from ``/proc`` while they watch (the simulator's encoding is not counted);
+- then 10 browsers alone: HTTP clients reading ``/live/<serial>.mp4`` (one muxer shared by
+  all), the bridge's CPU and resident memory while they watch.
 
 The last line holds the figures other tools read, ``name=value`` separated by spaces; a
 figure that cannot be measured yet is ``nan``, with a comment line saying why.
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 import orjson
@@ -46,7 +49,8 @@ from bridge.media.buffers import buffer_json
 WIDTH, HEIGHT, FPS, GOP = 1280, 720, 12, 24
 CRF = 26
 
-FIGURES = ("encode_MBps", "cpu_percent_1_client", "cpu_percent_10_clients")
+FIGURES = ("encode_MBps", "cpu_percent_1_client", "cpu_percent_10_clients",
+           "cpu_percent_10_browsers", "rss_MB_10_browsers")
 """The last line's figures, in order."""
 
 
@@ -107,6 +111,44 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def rss_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+async def browsers(base: str, serial: str, pid: int, seconds: float,
+                   count: int = 10) -> dict[str, float]:
+    """The bridge's CPU and memory while ``count`` HTTP clients play the camera's MP4."""
+    received = [0] * count
+
+    async def play(index: int) -> None:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{base}/live/{serial}.mp4") as response:
+            async for chunk in response.content.iter_any():
+                received[index] += len(chunk)
+
+    players = [asyncio.ensure_future(play(index)) for index in range(count)]
+    try:
+        async with asyncio.timeout(60):
+            while min(received) < 200_000:  # every player has its first fragments
+                await asyncio.sleep(0.1)
+        start_cpu, start, before = cpu_seconds(pid), time.perf_counter(), sum(received)
+        await asyncio.sleep(seconds)
+        elapsed = time.perf_counter() - start
+        percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
+        rss = rss_megabytes(pid)
+        rate = (sum(received) - before) / elapsed / count / 1000
+        print(f"{count} browsers (HTTP MP4): bridge CPU {percent:.1f} % of one core, "
+              f"{rss:.0f} MB resident, {rate:.0f} kB/s per browser")
+        return {"cpu_percent_10_browsers": percent, "rss_MB_10_browsers": rss}
+    finally:
+        for player in players:
+            player.cancel()
+        await asyncio.gather(*players, return_exceptions=True)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -150,8 +192,9 @@ class Watcher:
         return watcher
 
 
-async def relay_cpu(seconds: float) -> tuple[float, float]:
-    """The bridge's CPU (percent of one core) relaying a 720p stream to 1, then 10 clients."""
+async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, float]:
+    """The bridge's CPU (percent of one core) relaying a 720p stream to 1, then 10 clients;
+    the browsers' figures go into ``figures``."""
     http, rtsp, event, bridge_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM), \
         free_port()
     user, password = "benchu0001", "bench-password"
@@ -199,6 +242,12 @@ async def relay_cpu(seconds: float) -> tuple[float, float]:
                 print(f"relay to {clients} client(s): bridge CPU {percent:.1f} % of one core, "
                       f"{frames:.1f} frames/s per client")
                 results.append(percent)
+            for watcher in watchers:  # the browsers are measured alone
+                watcher.reader.cancel()
+                await watcher.ws.close()
+            watchers.clear()
+            figures.update(await browsers(f"http://127.0.0.1:{bridge_port}", serial,
+                                          bridge.pid, seconds))
             return results[0], results[1]
         finally:
             for watcher in watchers:
@@ -223,7 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     figures = {name: math.nan for name in FIGURES}
     if not args.no_relay:  # before this process pins itself to one core
-        one, ten = asyncio.run(relay_cpu(args.relay_seconds))
+        one, ten = asyncio.run(relay_cpu(args.relay_seconds, figures))
         figures["cpu_percent_1_client"], figures["cpu_percent_10_clients"] = one, ten
     if hasattr(os, "sched_setaffinity"):  # one core, as a relay's event loop has
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})

@@ -59,12 +59,18 @@ async def test_pyav_plays_the_doorbirds_live_mp4_with_its_sound(demo):
     await wait_until(lambda: released(demo, serial))
 
 
-async def test_two_players_share_one_muxed_stream(demo):
+async def test_a_late_player_joins_the_same_muxed_stream_at_a_key_frame(demo):
     serial = camera(demo)
     url = f"{page_url(demo)}/live/{serial}.mp4"
-    first, second = await asyncio.gather(asyncio.to_thread(play, url, 30),
-                                         asyncio.to_thread(play, url, 30))
-    assert len(first[0]) >= 30 and len(second[0]) >= 30
+    live = demo.server.live
+    first = asyncio.ensure_future(asyncio.to_thread(play, url, 100))
+    await wait_until(lambda: serial in live.streams and live.streams[serial].init is not None)
+    await asyncio.sleep(1.5)  # the first player is well into the stream
+    stream = live.streams[serial]
+    frames, _ = await asyncio.to_thread(play, url, 30)  # starts cleanly mid-stream
+    assert len(frames) >= 30
+    assert live.streams.get(serial) is stream  # one subscription, one muxer for both
+    assert len((await first)[0]) >= 100
     await wait_until(lambda: released(demo, serial))
 
 
