@@ -172,6 +172,10 @@ class DoorBirdSettings(_Section):
         None, description="RTSP path of the live view (default: /mpeg/720p/media.amp on D21x "
         "from firmware 129, else /mpeg/media.amp).",
     )
+    hand_out_station_rtsp: bool = Field(
+        False, description="Give clients the station's own RTSP URL instead of the bridge's "
+        "(it carries a session id that opens the door; each player takes a stream slot).",
+    )
 
     @model_validator(mode="after")
     def _http_events_need_a_callback(self) -> DoorBirdSettings:

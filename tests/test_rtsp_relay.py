@@ -16,10 +16,14 @@ import av
 import pytest
 
 from bridge.app import Bridge
+from bridge.backends.doorbird import DoorBirdBackend
+from bridge.backends.doorbird import backend as doorbird_backend
 from bridge.demo import Demo
 from bridge.media.rtsp import PlayerInfo
-from bridge.settings import load_settings
+from bridge.settings import DoorBirdSettings, load_settings
+from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.doubles import DOORBELL as DOUBLE
+from tests.test_doorbird_backend import free_udp_port
 from tests.test_doorbird_media import open_sockets
 from tests.wsclient import PATIENCE, Client
 
@@ -253,3 +257,52 @@ async def test_a_player_leaving_releases_every_task_and_socket(bridge, backend, 
     assert bridge.driver.streams.active == 0
     player.close()
     await until(lambda: open_sockets() <= sockets and len(asyncio.all_tasks()) <= tasks)
+
+
+async def test_an_upstream_that_dies_lets_its_players_go(bridge, backend):
+    backend.stream_fails = 30
+    server = bridge.rtsp.server
+    player = RawPlayer(bridge.rtsp.url(DOUBLE))
+    try:
+        await asyncio.to_thread(player.start)
+        await until(lambda: backend.streams_ended == 1)
+        await until(lambda: not server.streaming(f"/{DOUBLE}") and not server.players(
+            f"/{DOUBLE}"))
+        player.sock.settimeout(PATIENCE)
+        while await asyncio.to_thread(player.sock.recv, 65536):
+            pass  # the bridge closed the connection: the player may come back
+    finally:
+        player.close()
+
+
+# -- the station's own URL, when the user asks for it ----------------------------------------
+
+async def test_a_doorbird_user_may_hand_out_the_stations_own_url(bridge_factory, monkeypatch):
+    monkeypatch.setattr(doorbird_backend, "HANDED_SESSION_SECONDS", 0.5)
+    config = DoorBirdConfig(event_ports=[free_udp_port(), free_udp_port()], rtsp_port=0,
+                            rtsp_http_port=None)
+    sim = DoorBirdSimulator(config)
+    await sim.start()
+    try:
+        settings = DoorBirdSettings(
+            host=sim.address, username=config.user, password=config.password,
+            event_ports=config.event_ports, listen_host="127.0.0.1", rtsp_port=sim.rtsp_port,
+            hand_out_station_rtsp=True)
+        backend = DoorBirdBackend(settings)
+        bridge = await bridge_factory([backend])
+        monkeypatch.setattr(doorbird_backend, "HANDED_SESSION_SECONDS", 60.0)  # once only
+        bell = bridge.driver.devices[config.mac]
+        url = bell.properties["rtspStreamUrl"]
+        session = url.split("sessionid=", 1)[1]
+        assert bell.properties["rtspStream"] is True
+        assert url.startswith(f"rtsp://{sim.address.split(':')[0]}:{sim.rtsp_port}/")
+        assert session in sim.device.sessions
+        # the station forgets a session after ten minutes: the URL is renewed before
+        await until(lambda: bell.properties["rtspStreamUrl"] != url)
+        url = bell.properties["rtspStreamUrl"]
+        session = url.split("sessionid=", 1)[1]
+        assert await play(url, 20) >= 20
+        await bridge.stop()
+        assert session not in sim.device.sessions  # given back when the bridge stops
+    finally:
+        await sim.stop()

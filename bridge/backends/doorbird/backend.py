@@ -38,10 +38,15 @@ from bridge.driver.errors import (
     StationConnectionTimeout,
     StationNotConnected,
 )
+from bridge.driver.properties import RTSP_STREAM, RTSP_STREAM_URL
 from bridge.media.hub import Upstream
 from bridge.media.talk import Talk
 from bridge.settings import DoorBirdSettings
 from bridge.tasks import BackgroundTasks
+
+HANDED_SESSION_SECONDS = 480.0
+"""How often the session id in a handed-out station URL is renewed (the station keeps one for
+ten minutes)."""
 
 log = structlog.get_logger(component="backend.doorbird")
 
@@ -95,6 +100,8 @@ class DoorBirdBackend(Backend):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._check_now = asyncio.Event()
         self._callbacks: HttpCallbacks | None = None
+        self._handed_session: str | None = None
+        """The session id in the station's own RTSP URL, when the user hands that out."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, driver: Driver) -> None:
@@ -130,6 +137,10 @@ class DoorBirdBackend(Backend):
             with contextlib.suppress(DoorBirdError):
                 await self._callbacks.unregister()
             self._callbacks = None
+        if self._handed_session is not None:
+            with contextlib.suppress(DoorBirdError):
+                await self.client.invalidate(self._handed_session)
+            self._handed_session = None
         await self.client.close()
 
     @property
@@ -164,6 +175,8 @@ class DoorBirdBackend(Backend):
                                               self, sip)
         self.station, self.bell = station, bell
         self.live.found(str(info.get("DEVICE-TYPE") or ""), str(info.get("FIRMWARE") or ""))
+        if self.settings.hand_out_station_rtsp and self.settings.rtsp_port is not None:
+            await self._hand_out_station_rtsp(bell)
         self.relays = {lock.serial: relay for lock, relay in locks}
         self.driver.add_station(station)
         self.driver.add_device(bell)
@@ -174,6 +187,40 @@ class DoorBirdBackend(Backend):
         await self._start_events()
         self._tasks.spawn(self._refresh_picture())
         self._tasks.spawn(self._scan_history())
+
+    async def _hand_out_station_rtsp(self, bell: Device) -> None:
+        """The user's choice: clients get the station's own RTSP URL instead of the bridge's.
+        It carries a session id, kept while the backend runs, that opens the door as well as
+        the password does, and each player takes one of the station's stream slots."""
+        if self._handed_session is None:
+            self._handed_session, _ = await self.client.session()
+            log.warning("clients are given the DoorBird's own RTSP URL: it carries a session "
+                        "id that opens the door as well as the password does",
+                        serial=bell.serial)
+            self._tasks.spawn(self._renew_handed_session(), name="doorbird rtsp session")
+        bell.define(RTSP_STREAM, True)
+        bell.define(RTSP_STREAM_URL, self._station_rtsp_url())
+
+    def _station_rtsp_url(self) -> str:
+        return (f"rtsp://{self.client.host}:{self.settings.rtsp_port}{self.live.paths[0]}"
+                f"?sessionid={self._handed_session}")
+
+    async def _renew_handed_session(self) -> None:
+        """The station forgets a session after ten minutes: the URL gets a fresh one before
+        (the old one is left to expire, so that a player on it plays on)."""
+        wait = HANDED_SESSION_SECONDS
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                self._handed_session, _ = await self.client.session()
+            except DoorBirdError as exc:
+                log.warning("DoorBird RTSP URL not renewed", reason=str(exc))
+                wait = self.retry_seconds
+                continue
+            wait = HANDED_SESSION_SECONDS
+            if self.driver is not None and self.bell is not None:
+                self.driver.update_property(self.bell, RTSP_STREAM_URL.name,
+                                            self._station_rtsp_url())
 
     async def _notification_key(self) -> bytes:
         """The key of event packets.  The session id that comes with it is invalidated at once:
