@@ -160,3 +160,17 @@ async def test_a_player_that_never_reads_skips_fragments_then_is_cut_off(demo, m
     assert len(frames) >= 40
     stalled.close()
     await wait_until(lambda: released(demo, serial))
+
+
+async def test_a_server_stopping_ends_its_live_answers(demo):
+    serial = camera(demo)
+    sock = raw_get(demo.server.port, f"/live/{serial}.mp4")
+    sock.settimeout(PATIENCE)
+    received = b""
+    while b"moof" not in received:
+        received += await asyncio.to_thread(sock.recv, 65536)
+    await demo.server.stop()
+    while chunk := await asyncio.to_thread(sock.recv, 65536):  # the rest, then the end
+        assert len(chunk) > 0
+    sock.close()
+    await wait_until(lambda: released(demo, serial))
