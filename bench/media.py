@@ -13,7 +13,11 @@ most of the bytes), then measures on one core:
   own process) passes it through to 1 and then 10 eufy clients, and the bridge's CPU use is
   read from ``/proc`` while they watch (the simulator's encoding is not counted);
 - then 10 browsers alone: HTTP clients reading ``/live/<serial>.mp4`` (one muxer shared by
-  all), the bridge's CPU and resident memory while they watch.
+  all), the bridge's CPU and resident memory while they watch;
+- then RTSP players alone: 1, 10 and 50 players reading ``rtsp://.../<serial>`` over TCP
+  (the same shared stream, passed through), the bridge's CPU and resident memory while they
+  play; and the seconds from a PyAV player's connecting (its PLAY follows within
+  milliseconds) to its first decoded picture, starting the stream (cold) and joining it (warm).
 
 The last line holds the figures other tools read, ``name=value`` separated by spaces; a
 figure that cannot be measured yet is ``nan``, with a comment line saying why.
@@ -50,7 +54,9 @@ WIDTH, HEIGHT, FPS, GOP = 1280, 720, 12, 24
 CRF = 26
 
 FIGURES = ("encode_MBps", "cpu_percent_1_client", "cpu_percent_10_clients",
-           "cpu_percent_10_browsers", "rss_MB_10_browsers")
+           "cpu_percent_10_browsers", "rss_MB_10_browsers", "cpu_percent_1_rtsp",
+           "cpu_percent_10_rtsp", "cpu_percent_50_rtsp", "rss_MB_50_rtsp",
+           "first_frame_s_cold", "first_frame_s_warm")
 """The last line's figures, in order."""
 
 
@@ -149,6 +155,90 @@ async def browsers(base: str, serial: str, pid: int, seconds: float,
         await asyncio.gather(*players, return_exceptions=True)
 
 
+class RtspPlayer:
+    """One RTSP player over TCP that takes the video track and counts what it reads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.received = 0
+        self.task = asyncio.ensure_future(self.run())
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection(*self.url[7:].split("/")[0].split(":"))
+        session, cseq = "", 0
+
+        async def request(method: str, url: str, headers: str = "") -> str:
+            nonlocal session, cseq
+            cseq += 1
+            extra = f"Session: {session}\r\n" if session else ""
+            writer.write(f"{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}{headers}\r\n"
+                         .encode())
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            length = next((int(line.split(":")[1]) for line in head.split("\r\n")
+                           if line.lower().startswith("content-length:")), 0)
+            body = (await reader.readexactly(length)).decode("latin-1")
+            for line in head.split("\r\n"):
+                if line.lower().startswith("session:"):
+                    session = line.split(":", 1)[1].split(";")[0].strip()
+            return body
+
+        try:
+            sdp = await request("DESCRIBE", self.url, "Accept: application/sdp\r\n")
+            track = next(line.split(":", 1)[1] for line in sdp.split("\r\n")
+                         if line.startswith("a=control:") and "trackID=0" in line)
+            await request("SETUP", track, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+            await request("PLAY", self.url)
+            while data := await reader.read(65536):
+                self.received += len(data)
+        finally:
+            writer.close()
+
+
+def first_frame_seconds(url: str) -> float:
+    """From a PyAV player's connecting to its first decoded picture."""
+    start = time.perf_counter()
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=30) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.decode():
+                return time.perf_counter() - start
+    return math.nan
+
+
+async def rtsp_players(url: str, pid: int, seconds: float) -> dict[str, float]:
+    """The bridge's CPU and memory while 1, 10 and 50 RTSP players play the camera, and the
+    time to a first picture, cold and warm."""
+    figures = {"first_frame_s_cold": await asyncio.to_thread(first_frame_seconds, url)}
+    players: list[RtspPlayer] = []
+    try:
+        for count in (1, 10, 50):
+            while len(players) < count:
+                players.append(RtspPlayer(url))
+            async with asyncio.timeout(60):
+                while min(p.received for p in players) < 100_000:
+                    await asyncio.sleep(0.1)
+            start_cpu, start = cpu_seconds(pid), time.perf_counter()
+            before = sum(p.received for p in players)
+            await asyncio.sleep(seconds)
+            elapsed = time.perf_counter() - start
+            percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
+            rss = rss_megabytes(pid)
+            rate = (sum(p.received for p in players) - before) / elapsed / count / 1000
+            print(f"{count} RTSP player(s): bridge CPU {percent:.1f} % of one core, "
+                  f"{rss:.0f} MB resident, {rate:.0f} kB/s per player")
+            figures[f"cpu_percent_{count}_rtsp"] = percent
+            if count == 1:
+                figures["first_frame_s_warm"] = await asyncio.to_thread(
+                    first_frame_seconds, url)
+        figures["rss_MB_50_rtsp"] = rss
+        print(f"first picture: {figures['first_frame_s_cold']:.2f} s starting the stream, "
+              f"{figures['first_frame_s_warm']:.2f} s joining it")
+        return figures
+    finally:
+        for player in players:
+            player.task.cancel()
+        await asyncio.gather(*(p.task for p in players), return_exceptions=True)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -197,6 +287,7 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
     the browsers' figures go into ``figures``."""
     http, rtsp, event, bridge_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM), \
         free_port()
+    relay_port = free_port()
     user, password = "benchu0001", "bench-password"
     simulator = subprocess.Popen(
         [sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port", str(http),
@@ -207,7 +298,7 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
         env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
         env.update({
             "EUFY_BRIDGE_SERVER__PORT": str(bridge_port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
-            "EUFY_BRIDGE_LOG__LEVEL": "warn",
+            "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(relay_port),
             "EUFY_BRIDGE_DOORBIRD": orjson.dumps([{
                 "host": f"127.0.0.1:{http}", "username": user, "password": password,
                 "event_ports": [event], "listen_host": "127.0.0.1",
@@ -248,6 +339,8 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
             watchers.clear()
             figures.update(await browsers(f"http://127.0.0.1:{bridge_port}", serial,
                                           bridge.pid, seconds))
+            figures.update(await rtsp_players(f"rtsp://127.0.0.1:{relay_port}/{serial}",
+                                              bridge.pid, seconds))
             return results[0], results[1]
         finally:
             for watcher in watchers:

@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 import av
 import pytest
+import uvloop
 
 from bridge.app import Bridge
 from bridge.backends.doorbird import DoorBirdBackend
 from bridge.backends.doorbird import backend as doorbird_backend
 from bridge.demo import Demo
-from bridge.media.rtsp import PlayerInfo
+from bridge.media.rtsp import PlayerInfo, RtspServer
 from bridge.settings import DoorBirdSettings, load_settings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.doubles import DOORBELL as DOUBLE
@@ -306,3 +307,17 @@ async def test_a_doorbird_user_may_hand_out_the_stations_own_url(bridge_factory,
         assert session not in sim.device.sessions  # given back when the bridge stops
     finally:
         await sim.stop()
+
+
+def test_the_rtsp_server_answers_under_uvloop_as_the_bridge_runs():
+    """The bridge runs on uvloop, whose transports are not asyncio's own classes."""
+
+    async def describe_nothing() -> int:
+        server = RtspServer(lambda path: None)
+        await server.start()
+        try:
+            return await asyncio.to_thread(rtsp_status, "127.0.0.1", server.port, "/nothing")
+        finally:
+            await server.close()
+
+    assert uvloop.run(describe_nothing()) == 404

@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 import structlog
 
@@ -146,7 +147,8 @@ class _Connection(asyncio.Protocol):
             max_sessions=server.max_sessions, now=time.monotonic(), name=server.name)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport, though not always a subclass of asyncio's (uvloop's is not)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=self.server.write_buffer_limit)
         peer = transport.get_extra_info("peername")
