@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+from types import SimpleNamespace
 
 import aiohttp
 import av
 
 from bridge.app import Bridge
+from bridge.media.hub import VideoFrame, VideoInfo
 from bridge.server import live_http
+from tests.media import h264_access_units
 from tests.test_operations import page_url
 from tests.test_page import TOKEN, guarded_demo  # noqa: F401  (a fixture: the house, guarded)
 
@@ -174,3 +177,59 @@ async def test_a_server_stopping_ends_its_live_answers(demo):
         assert len(chunk) > 0
     sock.close()
     await wait_until(lambda: released(demo, serial))
+
+
+class _Collector:
+    """A viewer's connection that takes everything at once."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def backlog(self) -> int:
+        return 0
+
+
+class _Hub:
+    def leave(self, serial: str, subscriber: object) -> bool:
+        return True
+
+
+class _Driver:
+    streams = _Hub()
+
+    async def watch(self, device: object, subscriber: object) -> None:
+        return None
+
+
+async def test_video_long_after_a_key_frame_waits_for_the_next_one(monkeypatch):
+    """The muxer holds a fragment whole until the next key frame: a camera that sends none
+    for longer than MAX_GOP loses the rest up to the next one, never memory."""
+    monkeypatch.setattr(live_http, "AUDIO_WAIT", 0.0)  # a camera without sound
+    units = h264_access_units(40)  # 20 fps, a key frame every 10
+    key, deltas = units[0][0], [unit for unit, keyframe in units[1:10]]
+    info = VideoInfo("H264", 20, 320, 240)
+    stream = live_http.LiveMp4(_Driver(), SimpleNamespace(serial="CAM"),  # type: ignore[arg-type]
+                               lambda stream: None)
+    viewer = live_http.Viewer(_Collector())  # type: ignore[arg-type]
+    stream.add(viewer)
+    await stream.joined
+    seconds = live_http.MAX_GOP + 5
+    frames = [VideoFrame(key, True, info, pts=0.0)]
+    frames += [VideoFrame(deltas[index % 9], False, info, pts=index / 20)
+               for index in range(1, int(seconds * 20))]
+    frames += [VideoFrame(key, True, info, pts=seconds), VideoFrame(key, True, info,
+                                                                    pts=seconds + 0.05)]
+    for frame in frames:  # no faster than the muxer takes them (see MAX_QUEUED)
+        stream.media(frame)
+        await wait_until(lambda: stream._queued < 4, 30)
+    await wait_until(lambda: stream._queued == 0, 30)
+    answer = bytes(viewer.conn.data)  # type: ignore[attr-defined]
+    with av.open(io.BytesIO(answer[answer.index(b"\r\n\r\n") + 4:])) as container:
+        times = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
+    assert times[0] == 0 and seconds in times  # from key frame to key frame, and on
+    held_back = [t for t in times if live_http.MAX_GOP + 0.01 < t < seconds]
+    assert not held_back and len(times) > live_http.MAX_GOP * 20
+    stream.remove(viewer)

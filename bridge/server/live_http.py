@@ -39,6 +39,9 @@ LIVE_BACKLOG = 2 * 1024 * 1024
 MAX_QUEUED = 48
 """Frames waiting for the muxer beyond which video skips to the next key frame (a machine too
 busy to mux loses picture, not memory)."""
+MAX_GOP = 10.0
+"""Seconds of video after a key frame beyond which the rest waits for the next key frame: a
+fragment ends only at a key frame, and the muxer holds it whole until then."""
 AUDIO_WAIT = 1.0
 """Seconds from a new stream's first video that it waits for audio before its tracks are
 settled without it (an MP4's tracks are fixed by its init segment)."""
@@ -145,7 +148,8 @@ class LiveMp4:
             self._submit(self._open, frame, self._audio_seen)
             return
         if isinstance(frame, VideoFrame):
-            if self._queued > MAX_QUEUED:
+            if self._queued > MAX_QUEUED or (
+                    self.latest_key is not None and frame.pts - self.latest_key.pts > MAX_GOP):
                 self._skipping = True
             if self._skipping and not frame.keyframe:
                 return
