@@ -16,10 +16,12 @@ import av
 import pytest
 import uvloop
 
+from bridge import logs
 from bridge.app import Bridge
 from bridge.backends.doorbird import DoorBirdBackend
 from bridge.backends.doorbird import backend as doorbird_backend
 from bridge.demo import Demo
+from bridge.logs import LogRecord
 from bridge.media.rtsp import PlayerInfo, RtspServer
 from bridge.settings import DoorBirdSettings, load_settings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
@@ -50,6 +52,18 @@ def decode(url: str, count: int, transport: str = "tcp",
 
 async def play(url: str, count: int, transport: str = "tcp") -> int:
     return await asyncio.to_thread(decode, url, count, transport)
+
+
+def decode_with_sound(url: str, count: int) -> tuple[int, int]:
+    """Pictures and sound frames PyAV decodes until ``count`` pictures."""
+    decoded = {"video": 0, "audio": 0}
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=20) as container:
+        assert [s.codec_context.name for s in container.streams] == ["h264", "aac"]
+        for packet in container.demux():
+            decoded[packet.stream.type] += len(packet.decode())
+            if decoded["video"] >= count:
+                break
+    return decoded["video"], decoded["audio"]
 
 
 async def until(condition, timeout: float = PATIENCE) -> None:
@@ -98,7 +112,8 @@ async def test_every_camera_of_the_demo_plays_from_its_rtsp_url(house):
         assert properties["rtspStream"] is True
         assert url == f"rtsp://127.0.0.1:{bridge.rtsp.server.port}/{serial}"
         assert "sessionid" not in url and demo.doorbird.config.password not in url
-        assert await play(url, 50) >= 50
+        pictures, sound = await asyncio.to_thread(decode_with_sound, url, 50)
+        assert pictures >= 50 and sound > 0  # H.264 as it came, the station's sound as AAC
     await until(lambda: bridge.driver.streams.active == 0)
 
 
@@ -167,6 +182,8 @@ def rtsp_status(host: str, port: int, path: str, headers: str = "") -> int:
 
 
 async def test_with_a_token_the_rtsp_server_requires_it(bridge_factory, backend):
+    logged: list[LogRecord] = []
+    remove = logs.hub.add_listener(logged.append)
     bridge = await bridge_factory([backend], auth_token=TOKEN)
     port = bridge.rtsp.server.port
     url = bridge.rtsp.url(DOUBLE)
@@ -185,6 +202,9 @@ async def test_with_a_token_the_rtsp_server_requires_it(bridge_factory, backend)
     finally:
         await client.close()
     assert properties["rtspStreamUrl"] == url
+    await bridge.stop()
+    remove()
+    assert logged and not [r for r in logged if TOKEN in repr(r)]  # never in a log line
 
 
 # -- leaving ---------------------------------------------------------------------------------
@@ -303,6 +323,13 @@ async def test_a_doorbird_user_may_hand_out_the_stations_own_url(bridge_factory,
         url = bell.properties["rtspStreamUrl"]
         session = url.split("sessionid=", 1)[1]
         assert await play(url, 20) >= 20
+        client = await Client.connect(bridge.url, schema=21, listen=True)
+        try:  # the Home Assistant path plays the station's URL then
+            await client.ok("device.start_rtsp_livestream", serialNumber=config.mac)
+            assert (await client.event("got rtsp url"))["rtspUrl"] == url
+            await client.event("rtsp livestream started")
+        finally:
+            await client.close()
         await bridge.stop()
         assert session not in sim.device.sessions  # given back when the bridge stops
     finally:

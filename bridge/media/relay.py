@@ -96,29 +96,34 @@ class _Feed:
     """One RTSP broadcast as a hub subscriber: hub frames in, media items to the server.
 
     Audio reaches the hub without a usable clock (a backend converts it in chunks), so its
-    timestamps are counted here in samples, which keeps them even for the player."""
+    timestamps are counted here in samples, which keeps them even for the player, from the
+    video's time when sound first comes, which keeps the two together."""
 
-    def __init__(self, relay: _Camera, sink: Sink, audio: AacTrack | None) -> None:
-        self.relay = relay
+    def __init__(self, camera: _Camera, sink: Sink, audio: AacTrack | None) -> None:
+        self.camera = camera
         self.sink = sink
         self.audio = audio
-        self.samples = 0
+        self.video_pts = 0.0
+        self.samples: int | None = None
 
     def media(self, frame: MediaFrame) -> None:
         if isinstance(frame, VideoFrame):
-            self.relay.learn_video(frame)
+            self.camera.learn_video(frame)
+            self.video_pts = frame.pts
             self.sink(MediaItem(0, frame.data, frame.pts, frame.keyframe))
             return
-        self.relay.learn_audio(frame.data)
+        self.camera.learn_audio(frame.data)
         if self.audio is None:
             return
+        if self.samples is None:
+            self.samples = round(self.video_pts * self.audio.sample_rate)
         self.sink(MediaItem(1, frame.data, self.samples / self.audio.sample_rate))
         self.samples += _SAMPLES_PER_AAC_FRAME * max(1, len(split_adts(frame.data)))
 
     def ended(self, reason: str | None) -> None:
         """The device's stream stopped for everyone: its players are let go (they may come
         back and start it anew)."""
-        self.relay.ended()
+        self.camera.ended()
 
 
 class _Camera:
@@ -207,15 +212,14 @@ class RtspRelay:
         return f"rtsp://{auth}{host}:{self.server.port}/{quote(serial, safe='')}"
 
     def decorate(self, device: Device) -> None:
-        """A camera gets ``rtspStream`` and the bridge's URL, unless its backend hands out the
-        device's own URL (a user's choice)."""
+        """A camera gets ``rtspStream``, the bridge's URL (unless its backend hands out the
+        device's own URL: a user's choice) and the RTSP commands."""
         if "start_livestream" not in device.commands:
             return
-        if device.properties.get(p.RTSP_STREAM.name) and device.properties.get(
-                p.RTSP_STREAM_URL.name):
-            return
-        device.define(p.RTSP_STREAM, True)
-        device.define(p.RTSP_STREAM_URL, self.url(device.serial))
+        if not (device.properties.get(p.RTSP_STREAM.name) and device.properties.get(
+                p.RTSP_STREAM_URL.name)):
+            device.define(p.RTSP_STREAM, True)
+            device.define(p.RTSP_STREAM_URL, self.url(device.serial))
         device.commands = device.commands + tuple(
             c for c in RTSP_COMMANDS if c not in device.commands)
 
@@ -225,9 +229,9 @@ class RtspRelay:
 
     def check(self, device: Device) -> None:
         """Raise unless the camera can be played over RTSP now."""
-        if "start_livestream" not in device.commands or (
-                device.properties.get(p.RTSP_STREAM_URL.name) != self.url(device.serial)):
-            raise NotSupported(f"{device.serial} is not served over RTSP by the bridge")
+        if "start_livestream" not in device.commands or not (
+                device.properties.get(p.RTSP_STREAM.name)):
+            raise NotSupported(f"{device.serial} is not served over RTSP")
         if not self.driver.connected:
             raise StationNotConnected("the driver is disconnected")
 

@@ -137,7 +137,7 @@ def start_rtsp_livestream(req: Request) -> Result:
     livestream started``, which the Home Assistant integration waits for before it plays)."""
     rtsp, serial = _rtsp(req), req.entity.serial
     rtsp.requested.add(serial)
-    _publish_soon(req, "got rtsp url", rtspUrl=rtsp.url(serial))
+    _publish_soon(req, "got rtsp url", rtspUrl=req.entity.properties["rtspStreamUrl"])
     _publish_soon(req, "rtsp livestream started")
     return {}
 
