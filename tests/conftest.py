@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,20 +38,28 @@ async def bridge_factory() -> AsyncIterator[Callable[..., Awaitable[Bridge]]]:
     logs.hub.set_level("info")
 
 
-@pytest.fixture
-async def demo(tmp_path: Any) -> AsyncIterator[Bridge]:
-    """The demo house: both real backends against their simulators on loopback."""
+@contextlib.asynccontextmanager
+async def demo_house(data_dir: Any, **settings: Any) -> AsyncIterator[Bridge]:
+    """The demo house: both real backends against their simulators on loopback, with a
+    bridge on free ports (``settings`` as dotted keys, e.g. ``server.auth_token``)."""
     demo = Demo(visitors=None)
     await demo.start()
-    settings = demo.settings(load_settings(**{"server.port": 0, "media.rtsp_port": 0,
-                                              "server.data_dir": tmp_path,
-                                              "server.event_seconds": 0.5}))
-    bridge = Bridge(settings)
+    bridge = Bridge(demo.settings(load_settings(**{
+        "server.port": 0, "media.rtsp_port": 0, "server.data_dir": data_dir,
+        "server.event_seconds": 0.5, **settings})))
     demo.install(bridge.server)
     await bridge.start()
-    yield bridge
-    await bridge.stop()
-    await demo.stop()
+    try:
+        yield bridge
+    finally:
+        await bridge.stop()
+        await demo.stop()
+
+
+@pytest.fixture
+async def demo(tmp_path: Any) -> AsyncIterator[Bridge]:
+    async with demo_house(tmp_path) as bridge:
+        yield bridge
 
 
 @pytest.fixture

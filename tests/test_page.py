@@ -5,10 +5,8 @@ from __future__ import annotations
 import av
 import pytest
 
-from bridge.app import Bridge
-from bridge.demo import Demo
-from bridge.settings import load_settings
 from tests.browser import CHROMIUM, Browser
+from tests.conftest import demo_house
 from tests.test_operations import page_url
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")
@@ -55,16 +53,8 @@ TOKEN = "page-test-token-0123456789"
 @pytest.fixture
 async def guarded_demo(tmp_path):
     """The demo house behind a client token."""
-    demo = Demo(visitors=None)
-    await demo.start()
-    settings = demo.settings(load_settings(**{"server.port": 0, "server.data_dir": tmp_path,
-                                              "server.auth_token": TOKEN}))
-    bridge = Bridge(settings)
-    demo.install(bridge.server)
-    await bridge.start()
-    yield bridge
-    await bridge.stop()
-    await demo.stop()
+    async with demo_house(tmp_path, **{"server.auth_token": TOKEN}) as bridge:
+        yield bridge
 
 
 async def test_the_page_works_behind_a_token_given_in_its_address(guarded_demo):
