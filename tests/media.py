@@ -3,10 +3,14 @@ receive, so that tests prove pictures with a real decoder."""
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 from functools import cache
+from typing import Any
 
 import av
+
+from tests.wsclient import PATIENCE, Client
 
 WIDTH, HEIGHT, FPS, GOP = 320, 240, 20, 10
 
@@ -45,3 +49,22 @@ def decode_h264(buffers: list[bytes]) -> list[av.VideoFrame]:
         frames.extend(codec.decode(packet))
     frames.extend(codec.decode(None))
     return frames
+
+
+async def media_events(client: Client, kind: str, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` ``livestream {kind} data`` events this client receives (others are
+    skipped); fails when the stream stops first."""
+    found: list[dict[str, Any]] = []
+    async with asyncio.timeout(PATIENCE):
+        while len(found) < count:
+            event = await client.events.get()
+            if event["event"] == f"livestream {kind} data":
+                found.append(event)
+            elif event["event"] == "livestream stopped":
+                raise AssertionError(f"the stream stopped after {len(found)} {kind} frames")
+    return found
+
+
+def payloads(events: list[dict[str, Any]]) -> list[bytes]:
+    """The bytes of each event's Buffer."""
+    return [bytes(e["buffer"]["data"]) for e in events]

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from bridge.app import Bridge
 from bridge.settings import load_settings
 from tests.doubles import DOORBELL, LOCK, DoorbellBackend
-from tests.wsclient import PATIENCE, Client
+from tests.wsclient import PATIENCE, Client, until
 
 
 class ClosedUnderTheRequest(DoorbellBackend):
@@ -30,13 +30,6 @@ class ClosedUnderTheRequest(DoorbellBackend):
 
     async def refresh(self) -> None:
         raise asyncio.CancelledError()
-
-
-async def until(condition, timeout: float = PATIENCE) -> None:
-    """Wait for ``condition()`` to hold, generously: the machine may be busy."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_a_cancellation_from_below_is_answered_as_an_error(bridge_factory):

@@ -18,11 +18,11 @@ from bridge.backends.doorbird.client import DoorBirdClient
 from bridge.media.audio import AacDecoder, MulawDecoder
 from bridge.settings import DoorBirdSettings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
-from tests.media import decode_h264
+from tests.media import decode_h264, media_events, payloads
 from tests.test_doorbird_backend import free_tcp_port, free_udp_port
 from tests.test_media_audio import pitch, samples_of
 from tests.test_talkback import adts_tone, buffer
-from tests.wsclient import PATIENCE, Client
+from tests.wsclient import Client, until
 
 BELL = "1CCAE3711111"
 
@@ -70,23 +70,6 @@ async def make_rig(bridge_factory):
         await rig.sim.stop()
 
 
-async def media(client: Client, kind: str, count: int) -> list[dict[str, Any]]:
-    """The next ``count`` events of ``livestream {kind} data`` this client receives."""
-    found = []
-    async with asyncio.timeout(PATIENCE):
-        while len(found) < count:
-            event = await client.events.get()
-            if event["event"] == f"livestream {kind} data":
-                found.append(event)
-            elif event["event"] == "livestream stopped":
-                raise AssertionError(f"the stream stopped after {len(found)} {kind} frames")
-    return found
-
-
-def payloads(events: list[dict[str, Any]]) -> list[bytes]:
-    return [bytes(e["buffer"]["data"]) for e in events]
-
-
 def assert_plays(events: list[dict[str, Any]], fps: float) -> None:
     """The events decode, with no decoder error, at the size their metadata announces."""
     decoded = decode_h264(payloads(events))
@@ -96,12 +79,6 @@ def assert_plays(events: list[dict[str, Any]], fps: float) -> None:
     assert {(f.width, f.height) for f in decoded} == {(meta["videoWidth"], meta["videoHeight"])}
     assert all(e["metadata"] == meta for e in events)
     assert payloads(events)[0].startswith(b"\x00\x00\x00\x01")
-
-
-async def until(condition, timeout: float = PATIENCE) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def open_sockets() -> int:
@@ -134,7 +111,7 @@ async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(make_r
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await client.event("livestream started")
-    events = await media(client, "video", 50)
+    events = await media_events(client, "video", 50)
     assert_plays(events, fps=12)
     assert (events[0]["metadata"]["videoWidth"], events[0]["metadata"]["videoHeight"]) == size
     assert (await client.ok("device.is_livestreaming", serialNumber=BELL))["livestreaming"]
@@ -146,7 +123,7 @@ async def test_without_rtsp_the_mjpeg_view_is_encoded_to_h264(make_rig):
     rig = await make_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
-    events = await media(client, "video", 50)
+    events = await media_events(client, "video", 50)
     assert_plays(events, fps=8)
 
 
@@ -156,24 +133,24 @@ async def test_two_connections_share_the_stream_and_a_late_joiner_starts_at_a_ke
     rig = await make_rig(rtsp=rtsp)
     first, late = await rig.client(), await rig.client()
     await first.ok("device.start_livestream", serialNumber=BELL)
-    await media(first, "video", 15)
+    await media_events(first, "video", 15)
     sessions = len(rig.sim.device.sessions)
     await late.ok("device.start_livestream", serialNumber=BELL)
     await late.event("livestream started")
-    joined = await media(late, "video", 50)
+    joined = await media_events(late, "video", 50)
     assert joined[0]["metadata"] and payloads(joined)[0]
     decoded = decode_h264(payloads(joined))
     assert len(decoded) >= 48
     assert len(rig.sim.device.sessions) == sessions, "the late joiner shares the upstream"
     await first.ok("device.stop_livestream", serialNumber=BELL)
-    await media(late, "video", 10)  # the joiner still watches
+    await media_events(late, "video", 10)  # the joiner still watches
 
 
 async def test_the_stations_sound_arrives_as_aac(make_rig):
     rig = await make_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
-    events = await media(client, "audio", 30)
+    events = await media_events(client, "audio", 30)
     assert all(e["metadata"] == {"audioCodec": "AAC"} for e in events)
     decoder = AacDecoder()
     pcm = [frame for data in payloads(events) for frame in decoder.decode(data)]
@@ -207,7 +184,7 @@ async def test_an_rtsp_server_that_dies_mid_stream_ends_with_livestream_stopped(
     rig = await make_rig(rtsp=True)
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
-    await media(client, "video", 10)
+    await media_events(client, "video", 10)
     await rig.sim.rtsp.stop()
     await client.event("livestream stopped")
     assert (await client.ok("device.is_livestreaming", serialNumber=BELL))[
@@ -223,8 +200,8 @@ async def test_stopping_leaves_no_task_no_socket_and_no_session(make_rig, rtsp):
     tasks, sockets = len(asyncio.all_tasks()), open_sockets()
     for _ in range(2):
         await client.ok("device.start_livestream", serialNumber=BELL)
-        await media(client, "video", 5)
-        await media(client, "audio", 2)
+        await media_events(client, "video", 5)
+        await media_events(client, "audio", 2)
         await client.ok("device.stop_livestream", serialNumber=BELL)
         await client.event("livestream stopped")
         await until(lambda: rig.sim.device.sessions == {})
@@ -247,7 +224,7 @@ async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_ri
 
     idle = await round_trips()
     await watcher.ok("device.start_livestream", serialNumber=BELL)
-    await media(watcher, "video", 5)
+    await media_events(watcher, "video", 5)
     busy = await round_trips()
     print(f"\n{'rtsp' if rtsp else 'mjpeg'} round trip idle_ms={idle * 1000:.2f} "
           f"streaming_ms={busy * 1000:.2f}")

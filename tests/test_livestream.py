@@ -4,42 +4,18 @@ connections, media only to them, proven by decoding what the clients receive."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from bridge.driver.errors import StationConnectionTimeout
 from tests.doubles import DOORBELL, LOCK
-from tests.media import HEIGHT, WIDTH, decode_h264
-from tests.wsclient import PATIENCE, Client
-
-
-async def video(client: Client, count: int) -> list[dict[str, Any]]:
-    """The next ``count`` video events this client receives (other events are skipped)."""
-    frames = []
-    async with asyncio.timeout(PATIENCE):
-        while len(frames) < count:
-            event = await client.events.get()
-            if event["event"] == "livestream video data":
-                frames.append(event)
-            elif event["event"] == "livestream stopped":
-                raise AssertionError(f"the stream stopped after {len(frames)} frames")
-    return frames
-
-
-def payloads(events: list[dict[str, Any]]) -> list[bytes]:
-    return [bytes(e["buffer"]["data"]) for e in events]
-
-
-async def until(condition, timeout: float = PATIENCE) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+from tests.media import HEIGHT, WIDTH, decode_h264, media_events, payloads
+from tests.wsclient import until
 
 
 async def test_a_started_stream_decodes_with_its_metadata(bridge, connect):
     client = await connect()
     assert await client.ok("device.start_livestream", serialNumber=DOORBELL) == {"async": True}
     assert (await client.event("livestream started"))["serialNumber"] == DOORBELL
-    events = await video(client, 50)
+    events = await media_events(client, "video", 50)
     assert events[0]["buffer"]["type"] == "Buffer"
     assert events[0]["metadata"] == {"videoCodec": "H264", "videoFPS": 20,
                                      "videoHeight": HEIGHT, "videoWidth": WIDTH}
@@ -53,10 +29,10 @@ async def test_connections_share_one_upstream_and_a_late_joiner_starts_at_a_key_
         bridge, connect, backend):
     first, late, bystander = await connect(), await connect(), await connect(listen=True)
     await first.ok("device.start_livestream", serialNumber=DOORBELL)
-    await video(first, 15)
+    await media_events(first, "video", 15)
     await late.ok("device.start_livestream", serialNumber=DOORBELL)
     await late.event("livestream started")
-    joined = await video(late, 30)
+    joined = await media_events(late, "video", 30)
     first_unit = payloads(joined)[0]
     assert first_unit.startswith(b"\0\0\0\1") and first_unit[4] & 0x1F == 7  # SPS: a key frame
     assert len(decode_h264(payloads(joined))) >= 28  # decodes from its first frame on
@@ -68,7 +44,7 @@ async def test_connections_share_one_upstream_and_a_late_joiner_starts_at_a_key_
     # the first one leaving does not stop it for the other
     await first.ok("device.stop_livestream", serialNumber=DOORBELL)
     await first.event("livestream stopped")
-    await video(late, 10)
+    await media_events(late, "video", 10)
     assert backend.streams_ended == 0
     await late.ok("device.stop_livestream", serialNumber=DOORBELL)
     await until(lambda: backend.streams_ended == 1)
@@ -86,7 +62,7 @@ async def test_starting_twice_and_stopping_what_was_not_started_are_refused(brid
     # another connection cannot stop it for the one watching
     assert await other.error("device.stop_livestream", serialNumber=DOORBELL) == \
         "device_livestream_not_running"
-    await video(watcher, 5)
+    await media_events(watcher, "video", 5)
     assert await watcher.error("device.start_livestream", serialNumber=LOCK) == \
         "device_not_supported"
 
@@ -103,7 +79,7 @@ async def test_an_upstream_that_dies_ends_with_livestream_stopped(bridge, connec
     # the connection may start it again
     backend.stream_fails = None
     await first.ok("device.start_livestream", serialNumber=DOORBELL)
-    await video(first, 5)
+    await media_events(first, "video", 5)
 
 
 async def test_a_stream_that_cannot_start_answers_its_error(bridge, connect, backend):
@@ -118,7 +94,7 @@ async def test_a_stream_that_cannot_start_answers_its_error(bridge, connect, bac
 async def test_a_connection_that_goes_stops_its_stream(bridge, connect, backend):
     client = await connect()
     await client.ok("device.start_livestream", serialNumber=DOORBELL)
-    await video(client, 3)
+    await media_events(client, "video", 3)
     await client.close()
     await until(lambda: backend.streams_ended == 1)
     assert not bridge.driver.streams.is_streaming(DOORBELL)
@@ -149,7 +125,8 @@ async def test_a_client_that_never_reads_loses_frames_not_memory(bridge, connect
     lazy.transport.pause_reading()  # from now on the client reads nothing
     reader = await connect()
     await reader.ok("device.start_livestream", serialNumber=DOORBELL)
-    events = await video(reader, 100)  # five seconds of video while the other never reads
+    # five seconds of video while the other never reads
+    events = await media_events(reader, "video", 100)
     assert len(decode_h264(payloads(events))) >= 98  # the reader lost nothing
     watcher = lazy_conn.session.livestreams[DOORBELL]
     assert watcher.gate.skipped > 0  # the lazy one lost frames ...
@@ -166,6 +143,6 @@ async def test_the_metrics_count_running_streams(bridge, connect):
 
     client = await connect()
     await client.ok("device.start_livestream", serialNumber=DOORBELL)
-    await video(client, 2)
+    await media_events(client, "video", 2)
     _, _, text = await http_get(page_url(bridge) + "/metrics")
     assert "eufy_bridge_livestreams_active 1.0" in text

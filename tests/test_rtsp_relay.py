@@ -28,7 +28,7 @@ from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.doubles import DOORBELL as DOUBLE
 from tests.test_doorbird_backend import free_udp_port
 from tests.test_doorbird_media import open_sockets
-from tests.wsclient import PATIENCE, Client
+from tests.wsclient import PATIENCE, Client, until
 
 TOKEN = "rtsp-test-token-0123456789"
 
@@ -64,12 +64,6 @@ def decode_with_sound(url: str, count: int) -> tuple[int, int]:
             if decoded["video"] >= count:
                 break
     return decoded["video"], decoded["audio"]
-
-
-async def until(condition, timeout: float = PATIENCE) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@ device, and the talk ended by its client, by silence or by a disconnect."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bridge.media.audio import AacDecoder, AacEncoder
 from tests.doubles import DOORBELL
 from tests.test_media_audio import pitch, samples_of, tone
-from tests.wsclient import PATIENCE
+from tests.wsclient import until
 
 
 def adts_tone(hz: float = 1000, seconds: float = 1.0) -> list[bytes]:
@@ -20,12 +18,6 @@ def adts_tone(hz: float = 1000, seconds: float = 1.0) -> list[bytes]:
 
 def buffer(data: bytes) -> dict:
     return {"type": "Buffer", "data": list(data)}
-
-
-async def until(condition) -> None:
-    async with asyncio.timeout(PATIENCE):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_a_client_speaks_through_the_doorbell(bridge, connect, backend):

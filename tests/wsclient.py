@@ -102,3 +102,10 @@ async def exchange(url: str, *frames: str | bytes) -> list[str]:
             await ws.send(frame)
             answers.append(await asyncio.wait_for(ws.recv(), PATIENCE))
         return answers
+
+
+async def until(condition: Any, timeout: float = PATIENCE) -> None:
+    """Wait for ``condition()`` to hold, generously: the machine may be busy."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
