@@ -268,6 +268,23 @@ class SkyBellClient:
     async def delete_activity(self, activity_id: str) -> None:
         await self.request("DELETE", f"/activity/{activity_id}")
 
+    async def start_live_view(self, device_id: str) -> dict[str, Any]:
+        """Ask the doorbell for a live view: the answer holds the signalling channel
+        (``channelARN``, ``signedWSS``, ``ice`` servers, temporary ``credentials``)."""
+        return await self.request("POST", f"/devices/{device_id}/videostream/", json={})
+
+    async def end_live_view(self, device_id: str) -> None:
+        """End the doorbell's live view (the cloud answers the same whether one ran or not)."""
+        await self.request("DELETE", f"/devices/{device_id}/videostream/")
+
+    async def clip_url(self, video_path: str) -> str:
+        """The short-lived download address of an activity's clip; ``video_path`` is the
+        activity's ``video_url`` (``/activity/<id>/video``), relative to the API base."""
+        answer = await self.request("GET", video_path)
+        if not isinstance(answer, dict) or not isinstance(answer.get("download_url"), str):
+            raise CloudRefused(502, "the clip answer carries no download_url")
+        return answer["download_url"]
+
     async def triggers(self, device_id: str) -> list[dict[str, Any]]:
         return await self.request("GET", f"/devices/{device_id}/triggers")
 
