@@ -14,6 +14,7 @@ import secrets
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -187,6 +188,8 @@ class CloudConfig:
     """Doorbells check in with telemetry this often (webhook "telemetry")."""
     token_seconds: float = TOKEN_SECONDS
     reboot_seconds: float = 2.0
+    kvs_url_seconds: int = 299
+    """How long the live view's presigned signalling URL stays valid, as the real one."""
     tls: ssl.SSLContext | None = None
     """Serve HTTPS with this context, so that a client built for the real cloud's
     ``https://`` address can be pointed at the simulator unchanged."""
@@ -213,6 +216,9 @@ class SkyBellCloud:
         self.videos: dict[str, tuple[str, float]] = {}  # token -> (activity, expiry)
         self.webhook_deliveries = 0
         self.failures: list[int] = []
+        self.faults: dict[str, Any] = {}
+        """Trouble switched on at run time (``POST /_sim/faults``), by name."""
+        self.offline_listeners: list[Callable[[SimDevice], None]] = []
         self.base_url = ""
         self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
@@ -296,9 +302,9 @@ class SkyBellCloud:
 
     def snapshot(self, device: SimDevice) -> bytes:
         camera = self.cameras.setdefault(device.device_id, Camera(seed=device.index))
-        return camera.jpeg(visitor=self._recent_visitor(device))
+        return camera.jpeg(visitor=self.recent_visitor(device))
 
-    def _recent_visitor(self, device: SimDevice) -> bool:
+    def recent_visitor(self, device: SimDevice) -> bool:
         return any(a["device_id"] == device.device_id and time.time() * 1000 -
                    a["event_time"] < 30_000 for a in self.activities[-5:])
 
@@ -320,6 +326,8 @@ class SkyBellCloud:
             device.booted = time.time()
         else:
             device.last_disconnected = max(time.time(), device.last_connected + 0.001)
+            for listener in self.offline_listeners:
+                listener(device)
         self.fire(device, "availability", {"detail": {"state": "connected" if online
                                                       else "disconnected"}})
 

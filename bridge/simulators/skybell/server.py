@@ -22,12 +22,15 @@ from bridge.simulators.skybell.cloud import (
     SkyBellCloud,
     Trigger,
 )
+from bridge.simulators.skybell.kvs import LIVE_FAULTS, KinesisSignalling
 from bridge.simulators.skybell.settings import CHIME_FILES, SettingError
 from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.skybell")
 
 API = "/api/v5"
+FAULTS = (*LIVE_FAULTS,)
+"""What ``POST /_sim/faults`` can switch on."""
 OPEN_PATHS = {f"{API}/login", f"{API}/token", f"{API}/health", f"{API}/tones/featured",
               f"{API}/tones/chime"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +53,9 @@ class SkyBellSimulator:
         self._runner: web.AppRunner | None = None
         self.port = self.config.port
         self.locations: list[dict[str, Any]] = []
+        self.kvs = KinesisSignalling(self.cloud, self.cloud.faults, self.config.host)
+        self.cloud.offline_listeners.append(lambda device: self.kvs.went_offline(
+            device.device_id))
 
     @property
     def url(self) -> str:
@@ -105,6 +111,12 @@ class SkyBellSimulator:
         app.router.add_post("/_sim/expire-tokens", self.sim_expire)
         app.router.add_post("/_sim/fail", self.sim_fail)
         app.router.add_get("/_sim/state", self.sim_state)
+        app.router.add_get("/_sim/faults", self.sim_faults)
+        app.router.add_post("/_sim/faults", self.sim_faults)
+        app.router.add_get("/_sim/devices/{device_id}/live", self.sim_live)
+        for path in ("/_kvs", "/_kvs/"):
+            app.router.add_get(path, self.kvs.connect)
+        await self.kvs.start()
         if self.config.tls is None:
             self._runner, self.port = await serve(app, self.config.host, self.config.port)
         else:
@@ -119,6 +131,7 @@ class SkyBellSimulator:
         log.info("SkyBell simulator listening", url=self.url, devices=len(self.cloud.devices))
 
     async def stop(self) -> None:
+        await self.kvs.stop()
         await self.cloud.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -250,39 +263,14 @@ class SkyBellSimulator:
             return offline
         device.streaming = True
         self.cloud.event(device, "lstream")
-        channel = (f"arn:aws:kinesisvideo:us-east-1:000000000000:channel/"
-                   f"{device.serial}_{device.device_id}/{int(time.time() * 1000)}")
         ws = "wss" + self.url.removeprefix("https") if self.config.tls \
             else "ws" + self.url.removeprefix("http")
-        now = datetime.now(UTC)
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
-        signed = f"?X-Amz-Expires=299&X-Amz-Date={stamp}&X-Amz-Signature=" \
-                 f"{secrets.token_hex(32)}"
-        endpoints = {"HTTPS": f"{self.url}/_kvs", "WSS": f"{ws}/_kvs"}
-        signing = [json.dumps({
-            "service": "kinesisvideo", "host": host, "path": "/",
-            "headers": {"X-Amz-ChannelARN": channel,
-                        "X-Amz-ClientId": f"VIEWER-FOR-CHANNEL{channel}", "Host": host,
-                        "X-Amz-Date": stamp}}) for host in endpoints.values()]
-        return ok({
-            "state": True,
-            "ice": [{"urls": f"stun:{self.config.host}:3478"}],
-            "endpoints": [{"Protocol": protocol, "ResourceEndpoint": endpoint}
-                          for protocol, endpoint in endpoints.items()],
-            "signed": signing,
-            "channelARN": channel,
-            "credentials": {"AccessKeyId": "ASIA" + secrets.token_hex(8).upper(),
-                            "SecretAccessKey": secrets.token_urlsafe(30),
-                            "SessionToken": secrets.token_urlsafe(60),
-                            "Expiration": datetime.fromtimestamp(now.timestamp() + 3600, UTC)
-                            .isoformat(timespec="milliseconds").replace("+00:00", "Z")},
-            "aws_region": "us-east-1",
-            "signedWSS": f"{ws}/_kvs/{signed}",
-            "signedHTTPS": f"{self.url}/_kvs/{signed}",
-        }, status=201)
+        return ok(self.kvs.issue(device, f"{self.url}/_kvs", f"{ws}/_kvs"), status=201)
 
     async def stream_end(self, request: web.Request) -> web.Response:
-        self._device(request).streaming = False
+        device = self._device(request)
+        device.streaming = False
+        await self.kvs.end(device.device_id)
         return ok(False, "Ended stream")
 
     async def reboot(self, request: web.Request) -> web.Response:
@@ -478,6 +466,28 @@ class SkyBellSimulator:
         status = int(request.query.get("status", "503"))
         self.cloud.failures.extend([status] * int(request.query.get("count", "1")))
         return web.json_response({"ok": True})
+
+    async def sim_faults(self, request: web.Request) -> web.Response:
+        """Switch named faults on (a value) or off (false or null); the answer is the state.
+        An unknown name changes nothing and answers 400."""
+        if request.method == "POST":
+            body = await self._json(request)
+            if not isinstance(body, dict):
+                return web.json_response({"error": "a JSON object of faults"}, status=400)
+            unknown = sorted(set(body) - set(FAULTS))
+            if unknown:
+                return web.json_response({"error": f"unknown faults: {unknown}",
+                                          "known": sorted(FAULTS)}, status=400)
+            for name, value in body.items():
+                if value is None or value is False:
+                    self.cloud.faults.pop(name, None)
+                else:
+                    self.cloud.faults[name] = value
+            log.info("faults", faults=self.cloud.faults)
+        return web.json_response(self.cloud.faults)
+
+    async def sim_live(self, request: web.Request) -> web.Response:
+        return web.json_response(self.kvs.stats(self._device(request).device_id))
 
     async def sim_state(self, request: web.Request) -> web.Response:
         return web.json_response({
