@@ -197,6 +197,9 @@ class SkyBellSettings(_Section):
     event_seconds: float | None = Field(
         None, gt=0, le=3600, description="Pulse length for this account (default: server's)."
     )
+    live_stall_seconds: float = Field(
+        10.0, gt=0, le=300, description="A live view with no picture for this long ends."
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> SkyBellSettings:

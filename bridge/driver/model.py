@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 PropertyType = Literal["number", "boolean", "string", "object"]
 
+LIVE_COMMANDS = ("start_livestream", "stop_livestream", "is_livestreaming", "start_talkback",
+                 "stop_talkback", "talkback_audio_data", "is_talkback_ongoing")
+"""What a doorbell with live view and talkback lists (its backend's ``stream`` and ``talk``
+carry them out)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PropertyMetadata:

@@ -55,6 +55,7 @@ class Watcher:
         self.session = session
         self.serial = serial
         self.active = False  # frames before the start command's answer are not sent
+        self.started = False  # a stream that fails to start answers the command instead
         self.gate = KeyFrameGate()
 
     def media(self, frame: MediaFrame) -> None:
@@ -68,10 +69,12 @@ class Watcher:
         """The stream ended for everyone: this connection no longer watches it."""
         if self.session.livestreams.get(self.serial) is self:
             del self.session.livestreams[self.serial]
-            self.announce("livestream stopped")
+            if self.started:
+                self.announce("livestream stopped")
 
     def start(self) -> None:
         """After the start command's answer: say so, then let frames through."""
+        self.started = True
         asyncio.get_running_loop().call_soon(self._activate)
 
     def _activate(self) -> None:

@@ -8,14 +8,11 @@ from typing import Any
 
 from bridge.driver import Device, Station
 from bridge.driver import properties as p
-from bridge.driver.model import PropertyMetadata
+from bridge.driver.model import LIVE_COMMANDS, PropertyMetadata
 
 DOORBELL_TYPE = 5
 LOCK_TYPE = 51
 PICTURE_TYPE = {"ext": "jpg", "mime": "image/jpeg"}
-LIVE_COMMANDS = ("start_livestream", "stop_livestream", "is_livestreaming", "start_talkback",
-                 "stop_talkback", "talkback_audio_data", "is_talkback_ongoing")
-"""What the doorbell's live view and talkback answer (see live.py and talkback.py)."""
 
 # sip.cgi settings as eufy properties: (property metadata, sip.cgi parameter, status key)
 SIP_PROPERTIES: tuple[tuple[PropertyMetadata, str, str | None], ...] = (

@@ -28,6 +28,7 @@ from bridge.backends.skybell.client import (
     SkyBellError,
 )
 from bridge.backends.skybell.events import MEMORY_MS, EventLedger
+from bridge.backends.skybell.live import LiveViews
 from bridge.driver import Backend, Device, Driver, Entity, Station
 from bridge.driver.errors import (
     BridgeError,
@@ -37,6 +38,8 @@ from bridge.driver.errors import (
     StationConnectionTimeout,
     StationNotConnected,
 )
+from bridge.media.hub import Upstream
+from bridge.media.talk import Talk
 from bridge.settings import SkyBellSettings
 from bridge.storage import StateStore
 from bridge.tasks import BackgroundTasks
@@ -84,6 +87,8 @@ class SkyBellBackend(Backend):
         self._udp: asyncio.DatagramTransport | None = None
         self._cloud_ok = False
         self._auth_failed = False
+        self.live = LiveViews(self.client, stall_seconds=settings.live_stall_seconds,
+                              map_error=lambda exc: self._error(exc, None))
 
     @classmethod
     def from_settings(cls, entry: SkyBellSettings, data_dir: Any) -> SkyBellBackend:
@@ -125,6 +130,7 @@ class SkyBellBackend(Backend):
         if not await self._begin_stop():
             return
         await self._tasks.cancel_all()
+        await self.live.stop()
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -510,6 +516,12 @@ class SkyBellBackend(Backend):
             self.driver.publish("station", "database count by date", serialNumber=serial,
                                 returnCode=0, data=[{"day": d, "total": c}
                                                     for d, c in sorted(counts.items())])
+
+    async def stream(self, device: Entity, upstream: Upstream) -> None:
+        await self.live.stream(self._device_id(device), device.serial, upstream)
+
+    async def talk(self, device: Entity, talk: Talk) -> None:
+        await self.live.talk(self._device_id(device), device.serial, talk)
 
     async def get_events(self, kind: str, start_ms: float, end_ms: float,
                          max_results: int | None) -> list[dict[str, Any]]:

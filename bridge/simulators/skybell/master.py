@@ -156,7 +156,10 @@ class Master:
 
     async def answer(self, offer_sdp: str, *, lead_nowhere: bool = False) -> str:
         """The answer to a viewer's offer (every candidate in it: aiortc gathers first).
-        ``lead_nowhere`` points the candidates at a closed port, so that ICE fails."""
+        ``lead_nowhere`` points both sides' candidates at a closed port, so that neither can
+        reach the other and ICE fails."""
+        if lead_nowhere:
+            offer_sdp = _CANDIDATE.sub(r"\g<1>127.0.0.1 9\g<4>", offer_sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "video":

@@ -9,6 +9,7 @@ leaving the machine.  TURN is not simulated: on loopback every pair of candidate
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from aioice import stun
@@ -20,11 +21,10 @@ MAX_PACKET = 1500
 
 class _Responder(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: Any = None  # uvloop's transports are not asyncio's classes
         self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -50,7 +50,7 @@ class StunServer:
 
     def __init__(self, host: str, port: int = 0) -> None:
         self.host, self.port = host, port
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transport: Any = None
         self._responder = _Responder()
 
     @property
