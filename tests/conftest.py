@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from bridge.app import Bridge
 from bridge.demo import Demo
 from bridge.settings import load_settings
 from tests.doubles import DoorbellBackend
+from tests.skybell_rig import Rig, make_rig
 from tests.wsclient import Client
 
 logs.configure("info", "console")
@@ -86,3 +88,12 @@ async def connect(bridge: Bridge) -> AsyncIterator[Callable[..., Awaitable[Clien
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def skybell_rig(bridge_factory: Any) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+    """Makes a SkyBell cloud simulator with a bridge pointed at it (see tests/skybell_rig.py)."""
+    sims: list[Any] = []
+    yield functools.partial(make_rig, bridge_factory, sims)
+    for sim in sims:
+        await sim.stop()

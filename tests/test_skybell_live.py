@@ -5,87 +5,24 @@ receive is proven with real decoders; what they say is measured at the doorbell.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from typing import Any
 
-import aiohttp
 import av
 import pytest
 
-from bridge.backends.skybell import SkyBellBackend
-from bridge.backends.skybell.client import SkyBellClient
 from bridge.media.audio import AacDecoder
-from bridge.settings import SkyBellSettings
-from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
 from bridge.simulators.skybell.master import FPS, HEIGHT, TONE_HZ, WIDTH
 from tests.media import media_events, payloads
+from tests.skybell_rig import FRONT
 from tests.test_doorbird_media import assert_plays, open_sockets
 from tests.test_media_audio import pitch, samples_of
 from tests.test_talkback import adts_tone, buffer
-from tests.wsclient import PATIENCE, Client, until
-
-FRONT = "A3BAB00001"
-
-
-class Rig:
-    """The SkyBell cloud simulator, a bridge with a SkyBell backend pointed at it, and eufy
-    clients."""
-
-    def __init__(self, sim: SkyBellSimulator, backend: SkyBellBackend, bridge: Any) -> None:
-        self.sim, self.backend, self.bridge = sim, backend, bridge
-
-    @property
-    def device_id(self) -> str:
-        return next(d.device_id for d in self.sim.cloud.devices.values() if d.serial == FRONT)
-
-    async def client(self) -> Client:
-        return await Client.connect(self.bridge.url, schema=21)
-
-    async def sim_call(self, method: str, path: str, body: Any = None) -> Any:
-        async with aiohttp.ClientSession() as http, \
-                http.request(method, self.sim.url + path, json=body) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-
-    async def live(self) -> dict[str, Any]:
-        return await self.sim_call("GET", f"/_sim/devices/{self.device_id}/live")
-
-    async def faults(self, **faults: Any) -> None:
-        await self.sim_call("POST", "/_sim/faults", faults)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-async def make_rig(bridge_factory):
-    sims: list[SkyBellSimulator] = []
-
-    async def make(*, stall: float = 10.0, **sim_options: Any) -> Rig:
-        sim = SkyBellSimulator(CloudConfig(udp_port=free_udp_port(), **sim_options))
-        await sim.start()
-        sims.append(sim)
-        settings = SkyBellSettings(base_url=sim.url, api_key=sim.cloud.api_key, udp_port=0,
-                                   poll_interval=30, live_stall_seconds=stall)
-        backend = SkyBellBackend(settings)
-        backend.client = SkyBellClient(sim.url, api_key=sim.cloud.api_key, backoff=0.05,
-                                       timeout=5)
-        backend.live._client = backend.client
-        return Rig(sim, backend, await bridge_factory([backend]))
-
-    yield make
-    for sim in sims:
-        await sim.stop()
-
+from tests.wsclient import PATIENCE, until
 
 # -- live view -------------------------------------------------------------------------------
 
-async def test_the_doorbell_advertises_live_view_talkback_and_rtsp(make_rig):
-    rig = await make_rig()
+async def test_the_doorbell_advertises_live_view_talkback_and_rtsp(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     commands = (await client.ok("device.get_commands", serialNumber=FRONT))["commands"]
     assert {"start_livestream", "stop_livestream", "start_talkback", "talkback_audio_data",
@@ -94,8 +31,8 @@ async def test_the_doorbell_advertises_live_view_talkback_and_rtsp(make_rig):
     assert props["rtspStream"] is True and props["rtspStreamUrl"].endswith(f"/{FRONT}")
 
 
-async def test_the_live_view_decodes_from_the_events_alone(make_rig):
-    rig = await make_rig()
+async def test_the_live_view_decodes_from_the_events_alone(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await client.event("livestream started")
@@ -110,8 +47,8 @@ async def test_the_live_view_decodes_from_the_events_alone(make_rig):
     assert abs(pitch(samples_of(frames), frames[0].sample_rate) - TONE_HZ) < 20
 
 
-async def test_two_connections_share_one_peer_connection(make_rig):
-    rig = await make_rig()
+async def test_two_connections_share_one_peer_connection(skybell_rig):
+    rig = await skybell_rig()
     first, second = await rig.client(), await rig.client()
     await first.ok("device.start_livestream", serialNumber=FRONT)
     await second.ok("device.start_livestream", serialNumber=FRONT)
@@ -124,15 +61,15 @@ async def test_two_connections_share_one_peer_connection(make_rig):
     await until(lambda: not rig.sim.kvs.live[rig.device_id].masters)
 
 
-async def test_an_expired_signed_url_is_replaced_by_one_the_bridge_signs(make_rig):
-    rig = await make_rig(kvs_url_seconds=1)
+async def test_an_expired_signed_url_is_replaced_by_one_the_bridge_signs(skybell_rig):
+    rig = await skybell_rig(kvs_url_seconds=1)
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     assert_plays(await media_events(client, "video", 20), FPS)
 
 
-async def test_the_rtsp_url_plays_while_a_client_watches_on_one_peer_connection(make_rig):
-    rig = await make_rig()
+async def test_the_rtsp_url_plays_while_a_client_watches_on_one_peer_connection(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await media_events(client, "video", 5)
@@ -154,8 +91,8 @@ async def test_the_rtsp_url_plays_while_a_client_watches_on_one_peer_connection(
     assert (await rig.live())["peer_connections"] == 1
 
 
-async def test_stopping_leaves_no_task_no_socket_and_no_peer_connection(make_rig):
-    rig = await make_rig()
+async def test_stopping_leaves_no_task_no_socket_and_no_peer_connection(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=FRONT)
     await asyncio.sleep(0.5)
@@ -172,8 +109,8 @@ async def test_stopping_leaves_no_task_no_socket_and_no_peer_connection(make_rig
 
 # -- trouble ---------------------------------------------------------------------------------
 
-async def test_an_offline_doorbell_answers_a_connection_timeout_at_once(make_rig):
-    rig = await make_rig()
+async def test_an_offline_doorbell_answers_a_connection_timeout_at_once(skybell_rig):
+    rig = await skybell_rig()
     await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/offline")
     client = await rig.client()
     started = time.monotonic()
@@ -184,8 +121,8 @@ async def test_an_offline_doorbell_answers_a_connection_timeout_at_once(make_rig
 
 @pytest.mark.parametrize("fault", ["kvs_refuse", "kvs_ice_fail"])
 async def test_a_refused_channel_or_failed_ice_answers_an_error_and_leaves_nothing(
-        make_rig, fault):
-    rig = await make_rig()
+        skybell_rig, fault):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=FRONT)
     tasks, sockets = len(asyncio.all_tasks()), open_sockets()
@@ -202,8 +139,8 @@ async def test_a_refused_channel_or_failed_ice_answers_an_error_and_leaves_nothi
     await media_events(client, "video", 5)
 
 
-async def test_a_stalled_stream_ends_with_livestream_stopped(make_rig):
-    rig = await make_rig(stall=1.5)
+async def test_a_stalled_stream_ends_with_livestream_stopped(skybell_rig):
+    rig = await skybell_rig(stall=1.5)
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await media_events(client, "video", 5)
@@ -216,8 +153,8 @@ async def test_a_stalled_stream_ends_with_livestream_stopped(make_rig):
 
 # -- talkback --------------------------------------------------------------------------------
 
-async def test_a_clients_tone_reaches_the_doorbell_at_its_pitch(make_rig):
-    rig = await make_rig()
+async def test_a_clients_tone_reaches_the_doorbell_at_its_pitch(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.start_talkback", serialNumber=FRONT)
     await client.event("talkback started")
@@ -235,8 +172,8 @@ async def test_a_clients_tone_reaches_the_doorbell_at_its_pitch(make_rig):
     await until(lambda: not rig.sim.kvs.live[rig.device_id].masters)
 
 
-async def test_talk_and_view_share_the_peer_connection(make_rig):
-    rig = await make_rig()
+async def test_talk_and_view_share_the_peer_connection(skybell_rig):
+    rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await media_events(client, "video", 5)

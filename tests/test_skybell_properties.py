@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.backends.skybell.backend import clip_path
+from bridge.backends.skybell.clips import clip_path
 from tests import test_skybell
 from tests.test_skybell import BACK, FRONT, free_port
 

@@ -18,6 +18,7 @@ from bridge.driver.errors import NotSupported
 if TYPE_CHECKING:
     from bridge.driver.driver import Driver
     from bridge.driver.model import Entity
+    from bridge.media.download import Download
     from bridge.media.hub import Upstream
     from bridge.media.talk import Talk
 
@@ -110,6 +111,13 @@ class Backend(ABC):
         audio, then read ``talk.audio()`` (AAC-LC ADTS frames) until it ends.  Raise a
         :class:`BridgeError` when the device cannot take audio now."""
         raise NotSupported(f"{device.serial} cannot play a client's voice")
+
+    async def download(self, device: Entity, path: str, cipher_id: int | None,
+                       download: Download) -> None:
+        """Send the recording at ``path`` (a path from the device's event records) to
+        ``download``: call ``download.started()`` once it is found, then feed its frames in
+        order.  Raise a :class:`BridgeError` when there is no such recording."""
+        raise NotSupported(f"{device.serial} keeps no recordings")
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

@@ -17,6 +17,8 @@ LIVE_COMMANDS = ("start_livestream", "stop_livestream", "is_livestreaming", "sta
                  "stop_talkback", "talkback_audio_data", "is_talkback_ongoing")
 """What a doorbell with live view and talkback lists (its backend's ``stream`` and ``talk``
 carry them out)."""
+DOWNLOAD_COMMANDS = ("start_download", "cancel_download", "is_downloading")
+"""What a device whose recordings can be downloaded lists (its backend's ``download``)."""
 
 
 @dataclass(frozen=True, slots=True)

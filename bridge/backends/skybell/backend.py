@@ -7,7 +7,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import re
 import secrets
 import time
 import zlib
@@ -27,6 +26,7 @@ from bridge.backends.skybell.client import (
     SkyBellClient,
     SkyBellError,
 )
+from bridge.backends.skybell.clips import clip_path, download_clip
 from bridge.backends.skybell.events import MEMORY_MS, EventLedger
 from bridge.backends.skybell.live import LiveViews
 from bridge.driver import Backend, Device, Driver, Entity, Station
@@ -38,6 +38,7 @@ from bridge.driver.errors import (
     StationConnectionTimeout,
     StationNotConnected,
 )
+from bridge.media.download import Download
 from bridge.media.hub import Upstream
 from bridge.media.talk import Talk
 from bridge.settings import SkyBellSettings
@@ -51,7 +52,6 @@ POLL_OVERLAP_MS = 5 * 60_000
 AUTH_RETRY_SECONDS = 300.0
 WEBHOOK_EVENTS = ["doorbell", "motion", "availability", "telemetry"]
 TOKEN_HEADER = "x-eufy-bridge-token"
-CLIP_PATH = re.compile(r"^/[A-Za-z0-9_~-][A-Za-z0-9._~/-]*$")
 assert POLL_OVERLAP_MS < MEMORY_MS
 
 
@@ -523,6 +523,14 @@ class SkyBellBackend(Backend):
     async def talk(self, device: Entity, talk: Talk) -> None:
         await self.live.talk(self._device_id(device), device.serial, talk)
 
+    async def download(self, device: Entity, path: str, cipher_id: int | None,
+                       download: Download) -> None:
+        self._device_id(device)
+        try:
+            await download_clip(self.client, path, download)
+        except SkyBellError as exc:
+            raise self._error(exc, device) from None
+
     async def get_events(self, kind: str, start_ms: float, end_ms: float,
                          max_results: int | None) -> list[dict[str, Any]]:
         if kind not in ("video", "history") or not self.bells:
@@ -578,16 +586,6 @@ def _day_start_ms(day: date) -> int:
 
 def _record_id(activity_id: str) -> int:
     return zlib.crc32(activity_id.encode())
-
-
-def clip_path(row: dict[str, Any]) -> str:
-    """An activity's clip reference: its ``video_url``, a path relative to the API base
-    (``/activity/<id>/video``), or "" while the clip is not ready or the path is anything else
-    (a full URL, another host, a way out of the API)."""
-    path = row.get("video_url")
-    if not isinstance(path, str) or not CLIP_PATH.match(path) or ".." in path:
-        return ""
-    return path
 
 
 def _record(bell: Device, row: dict[str, Any]) -> dict[str, Any]:

@@ -265,6 +265,27 @@ class SkyBellClient:
             if len(rows) >= int(page.get("count", 0)) or not page.get("rows"):
                 return rows
 
+    async def fetch_clip(self, url: str, limit: int) -> bytes | None:
+        """The MP4 at a clip's download address (another host: no credentials go there);
+        None when the address has lapsed (403 or 410), CloudRefused when the clip is larger
+        than ``limit`` bytes or missing."""
+        try:
+            async with self._http().get(url) as response:
+                if response.status in (403, 410):
+                    return None
+                if response.status != 200:
+                    raise CloudRefused(response.status, "the clip could not be downloaded")
+                if (response.content_length or 0) > limit:
+                    raise CloudRefused(413, "the clip is too large")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise CloudRefused(413, "the clip is too large")
+                return bytes(data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise CloudUnavailable(f"clip download: {type(exc).__name__}") from None
+
     async def delete_activity(self, activity_id: str) -> None:
         await self.request("DELETE", f"/activity/{activity_id}")
 

@@ -11,7 +11,7 @@ from typing import Any
 from bridge.backends.skybell import cloud_settings
 from bridge.driver import Device, Entity, Station
 from bridge.driver import properties as p
-from bridge.driver.model import LIVE_COMMANDS
+from bridge.driver.model import DOWNLOAD_COMMANDS, LIVE_COMMANDS
 
 DOORBELL_TYPE = 5
 PICTURE_TYPE = {"ext": "jpg", "mime": "image/jpeg"}
@@ -65,7 +65,8 @@ def build(detail: dict[str, Any], backend: Any, last_color: str) -> tuple[Statio
                                                          "database_count_by_date",
                                                          "database_delete"),
                       connected=online(detail))
-    bell = Device(serial, backend=backend, station_serial=serial, commands=LIVE_COMMANDS)
+    bell = Device(serial, backend=backend, station_serial=serial,
+                  commands=LIVE_COMMANDS + DOWNLOAD_COMMANDS)
     p.define_station(station, name=name, model=model, hardware=hardware, software=software,
                      type_=DOORBELL_TYPE, mac_address=str(info.get("MAC_address") or ""),
                      lan_ip_address="")

@@ -25,6 +25,7 @@ from bridge.media.audio import split_adts
 from bridge.media.relay import RtspRelay
 from bridge.server import shaping
 from bridge.server.commands import Request, Result, handles
+from bridge.server.download import DownloadEvents
 from bridge.server.livestream import Watcher, notice
 from bridge.server.session import Session
 
@@ -191,7 +192,27 @@ def stop_livestream(req: Request) -> Result:
 
 @handles("device.is_downloading")
 def is_downloading(req: Request) -> Result:
-    return {**_serial(req), "downloading": False}
+    return {**_serial(req), "downloading": req.driver.downloads.downloading(req.entity.serial)}
+
+
+@handles("device.start_download")
+async def start_download(req: Request) -> Result:
+    """Download a recording (one per device at a time); the answer comes once it is found,
+    then ``download started``, its frames and ``download finished`` to this connection."""
+    assert isinstance(req.entity, Device)
+    events = DownloadEvents(req.session, req.entity.serial)
+    await req.driver.start_download(req.entity, req.session, req.params["path"],
+                                    req.params.get("cipherId"), events.deliver,
+                                    events.finished)
+    events.start()
+    return {}
+
+
+@handles("device.cancel_download")
+def cancel_download(req: Request) -> Result:
+    """Cancel this connection's download (no ``download finished`` follows)."""
+    req.driver.downloads.cancel(req.entity.serial, req.session)
+    return {}
 
 
 @handles("device.is_talkback_ongoing")

@@ -17,16 +17,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fractions import Fraction
 from typing import Any
 
 import aiohttp
-import av
 import structlog
 
 from bridge.backends.skybell import lan
 from bridge.simulators.scenery import Camera
 from bridge.simulators.skybell import settings as catalogue
+from bridge.simulators.skybell.clips import encode_clip
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="simulator.skybell")
@@ -452,11 +451,10 @@ class SkyBellCloud:
 
     # ------------------------------------------------------------------ media
     async def video(self) -> bytes:
-        """A short H.264 MP4 clip, encoded once, on a worker thread: in demo mode the
-        simulator shares the bridge's event loop."""
+        """Every activity's clip (see clips.py), encoded once, on a worker thread: in demo
+        mode the simulator shares the bridge's event loop."""
         if self._video_cache is None:
-            self._video_cache = await asyncio.to_thread(encode_clip, Camera(width=320,
-                                                                             height=256))
+            self._video_cache = await asyncio.to_thread(encode_clip)
         return self._video_cache
 
     def video_url(self, activity_id: str) -> str:
@@ -465,25 +463,3 @@ class SkyBellCloud:
         return f"{self.base_url}/_media/{activity_id}.mp4?Expires=" \
                f"{int(time.time() + VIDEO_URL_SECONDS)}&Signature={token}"
 
-
-def encode_clip(camera: Camera, seconds: float = 1.0, fps: int = 8) -> bytes:
-    """An MP4 (H.264) clip of the porch, through PyAV."""
-    import io
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = camera.width, camera.height
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = Fraction(1, fps)
-        start = time.time()
-        for index in range(int(seconds * fps)):
-            jpeg = camera.jpeg(start + index / fps, visitor=True)
-            picture = next(av.open(io.BytesIO(jpeg), format="mjpeg").decode(video=0))
-            frame = picture.reformat(format="yuv420p")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
