@@ -17,7 +17,12 @@ most of the bytes), then measures on one core:
 - then RTSP players alone: 1, 10 and 50 players reading ``rtsp://.../<serial>`` over TCP
   (the same shared stream, passed through), the bridge's CPU and resident memory while they
   play; and the seconds from a PyAV player's connecting (its PLAY follows within
-  milliseconds) to its first decoded picture, starting the stream (cold) and joining it (warm).
+  milliseconds) to its first decoded picture, starting the stream (cold) and joining it (warm);
+- the SkyBell relay: a simulated SkyBell cloud (its own process) streams 640x360 H.264 at 15 fps
+  over WebRTC, a bridge (its own process) joins as the viewer and passes the access units
+  through to 1 and then 10 eufy clients; the bridge's CPU while they watch, and the seconds
+  from ``start_livestream`` to the first video event (signalling, ICE, DTLS and the first key
+  frame).
 
 The last line holds the figures other tools read, ``name=value`` separated by spaces; a
 figure that cannot be measured yet is ``nan``, with a comment line saying why.
@@ -56,7 +61,8 @@ CRF = 26
 FIGURES = ("encode_MBps", "cpu_percent_1_client", "cpu_percent_10_clients",
            "cpu_percent_10_browsers", "rss_MB_10_browsers", "cpu_percent_1_rtsp",
            "cpu_percent_10_rtsp", "cpu_percent_50_rtsp", "rss_MB_50_rtsp",
-           "first_frame_s_cold", "first_frame_s_warm")
+           "first_frame_s_cold", "first_frame_s_warm", "skybell_cpu_percent_1_client",
+           "skybell_cpu_percent_10_clients", "skybell_first_frame_s")
 """The last line's figures, in order."""
 
 
@@ -354,6 +360,72 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
                     process.kill()
 
 
+async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
+    """The bridge's CPU relaying a SkyBell's WebRTC stream to 1, then 10 clients, and the
+    time to the first picture."""
+    cloud_port, bridge_port, relay_port = free_port(), free_port(), free_port()
+    api_key = "bench-skybell-key"
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "simulate", "skybell", "--port", str(cloud_port),
+         "--api-key", api_key, "--devices", "1", "--udp-port",
+         str(free_port(socket.SOCK_DGRAM))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as data:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
+        env.update({
+            "EUFY_BRIDGE_SERVER__PORT": str(bridge_port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
+            "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(relay_port),
+            "EUFY_BRIDGE_SKYBELL": orjson.dumps([{
+                "api_key": api_key, "base_url": f"http://127.0.0.1:{cloud_port}",
+                "udp_port": 0}]).decode()})
+        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        watchers: list[Watcher] = []
+        try:
+            await wait_for_port(cloud_port)
+            await wait_for_port(bridge_port)
+            url = f"ws://127.0.0.1:{bridge_port}"
+            async with websockets.connect(url) as probe:
+                await probe.recv()
+                await probe.send('{"command":"set_api_schema","schemaVersion":21}')
+                await probe.recv()
+                await probe.send('{"messageId":"s","command":"start_listening"}')
+                serial = orjson.loads(await probe.recv())["result"]["state"]["devices"][0]
+            started = time.perf_counter()
+            watchers.append(await Watcher.start(url, serial))
+            async with asyncio.timeout(60):
+                while watchers[0].frames == 0:
+                    await asyncio.sleep(0.01)
+            figures["skybell_first_frame_s"] = time.perf_counter() - started
+            print(f"SkyBell live view: first picture {figures['skybell_first_frame_s']:.2f} s "
+                  f"after start_livestream")
+            for clients, name in ((1, "skybell_cpu_percent_1_client"),
+                                  (10, "skybell_cpu_percent_10_clients")):
+                while len(watchers) < clients:
+                    watchers.append(await Watcher.start(url, serial))
+                async with asyncio.timeout(60):
+                    while min(w.frames for w in watchers) < 15:
+                        await asyncio.sleep(0.1)
+                start_cpu, start = cpu_seconds(bridge.pid), time.perf_counter()
+                before = sum(w.frames for w in watchers)
+                await asyncio.sleep(seconds)
+                elapsed = time.perf_counter() - start
+                figures[name] = (cpu_seconds(bridge.pid) - start_cpu) / elapsed * 100
+                frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
+                print(f"SkyBell relay to {clients} client(s): bridge CPU {figures[name]:.1f} % "
+                      f"of one core, {frames:.1f} frames/s per client")
+        finally:
+            for watcher in watchers:
+                watcher.reader.cancel()
+                await watcher.ws.close()
+            for process in (bridge, simulator):
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0,
@@ -367,6 +439,7 @@ def main() -> None:
     if not args.no_relay:  # before this process pins itself to one core
         one, ten = asyncio.run(relay_cpu(args.relay_seconds, figures))
         figures["cpu_percent_1_client"], figures["cpu_percent_10_clients"] = one, ten
+        asyncio.run(skybell_relay(args.relay_seconds, figures))
     if hasattr(os, "sched_setaffinity"):  # one core, as a relay's event loop has
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 

@@ -4,6 +4,7 @@ whole or cancelled cleanly."""
 from __future__ import annotations
 
 import asyncio
+from random import Random
 
 import pytest
 
@@ -13,8 +14,10 @@ from bridge.driver.errors import (
     InvalidCommandValue,
     OnlyOneDownloadAtATime,
 )
+from bridge.media.clip import ClipError, clip_frames
 from bridge.media.download import Download, DownloadHub
-from bridge.media.hub import AudioFrame, MediaFrame
+from bridge.media.hub import AudioFrame, MediaFrame, VideoFrame
+from bridge.simulators.skybell.clips import encode_clip
 
 OWNER, OTHER = object(), object()
 
@@ -56,7 +59,7 @@ async def test_a_second_download_is_refused_by_whom_it_comes_from():
     await hub.stop_all()
 
 
-async def test_a_cancel_stops_the_frames_and_sends_no_finished():
+async def test_a_cancel_stops_the_frames_and_says_finished_once():
     hub, received, finished = DownloadHub(), [], []
 
     async def deliver(frame: MediaFrame) -> None:
@@ -68,7 +71,7 @@ async def test_a_cancel_stops_the_frames_and_sends_no_finished():
     count = len(received)
     await asyncio.sleep(0.1)
     assert 0 < count == len(received) < 1000
-    assert not finished and not hub.downloading("CAM")
+    assert finished == [1] and not hub.downloading("CAM")
     with pytest.raises(DownloadNotRunning):
         hub.cancel("CAM", OWNER)
     await hub.stop_all()
@@ -101,3 +104,20 @@ async def test_a_recording_that_never_starts_times_out():
         await hub.start("CAM", OWNER, silent, deliver, lambda: None)
     assert not hub.downloading("CAM")
     await hub.stop_all()
+
+
+def test_a_damaged_clip_is_refused_with_a_clip_error_never_a_crash():
+    clip = encode_clip(seconds=1.0)
+    random = Random(7)
+    for _ in range(300):
+        damaged = bytearray(clip)
+        for _ in range(random.randint(1, 40)):
+            damaged[random.randrange(len(damaged))] = random.randrange(256)
+        cut = damaged[:random.randrange(len(damaged))] if random.random() < 0.3 else damaged
+        try:
+            frames = clip_frames(bytes(cut))
+        except ClipError:
+            continue
+        assert any(isinstance(f, VideoFrame) for f in frames)
+    with pytest.raises(ClipError):
+        clip_frames(b"not an mp4 at all")

@@ -39,6 +39,7 @@ class Download:
         self._deliver = deliver
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
+        self.finished: Callable[[], None] = lambda: None
         self.frames = 0
 
     def started(self) -> None:
@@ -76,15 +77,17 @@ class DownloadHub:
     async def start(self, serial: str, owner: object, run: DownloadFunction, deliver: Deliver,
                     finished: Callable[[], None]) -> None:
         """Start ``owner``'s download; returns once the recording flows, raises when it cannot
-        start.  ``finished`` is called when it has been delivered (or broke off midway), not
-        after a cancel."""
+        start.  ``finished`` is called when it has been delivered, broke off midway, or was
+        cancelled by its owner (as the reference server reports a cancel), not when its
+        connection went."""
         current = self._downloads.get(serial)
         if current is not None:
             if current.owner is owner:
                 raise DownloadAlreadyRunning(f"this connection already downloads from {serial}")
             raise OnlyOneDownloadAtATime(f"someone else downloads from {serial}")
         download = self._downloads[serial] = Download(serial, owner, deliver)
-        download.task = self._tasks.spawn(self._run(download, run, finished),
+        download.finished = finished
+        download.task = self._tasks.spawn(self._run(download, run),
                                           name=f"download {serial}")
         try:
             async with asyncio.timeout(self.start_timeout):
@@ -103,6 +106,8 @@ class DownloadHub:
         if download is None or download.owner is not owner:
             raise DownloadNotRunning(f"this connection does not download from {serial}")
         self._cancel(download)
+        if download.ready.done():
+            download.finished()
 
     def cancel_owned_by(self, owner: object) -> None:
         for download in [d for d in self._downloads.values() if d.owner is owner]:
@@ -119,8 +124,7 @@ class DownloadHub:
         if download.task is not None:
             download.task.cancel()
 
-    async def _run(self, download: Download, run: DownloadFunction,
-                   finished: Callable[[], None]) -> None:
+    async def _run(self, download: Download, run: DownloadFunction) -> None:
         error: BaseException | None = None
         try:
             await run(download)
@@ -145,4 +149,4 @@ class DownloadHub:
                     log.warning("download broke off", serial=download.serial,
                                 reason=getattr(error, "detail", str(error)),
                                 frames=download.frames)
-                finished()
+                download.finished()

@@ -210,7 +210,8 @@ async def start_download(req: Request) -> Result:
 
 @handles("device.cancel_download")
 def cancel_download(req: Request) -> Result:
-    """Cancel this connection's download (no ``download finished`` follows)."""
+    """Cancel this connection's download; ``download finished`` follows, as from the
+    reference server."""
     req.driver.downloads.cancel(req.entity.serial, req.session)
     return {}
 

@@ -182,9 +182,18 @@ class KinesisSignalling:
                 if action == "SDP_OFFER":
                     if master is not None:
                         raise ValueError("one offer per connection")
+                    sdp = payload.get("sdp")
+                    if payload.get("type") != "offer" or not isinstance(sdp, str) \
+                            or not sdp.startswith("v=0"):
+                        raise ValueError("the payload is not an SDP offer")
                     master = self._master(device_id)
-                    answer = await master.answer(
-                        str(payload["sdp"]), lead_nowhere=bool(self.faults.get("kvs_ice_fail")))
+                    try:
+                        answer = await master.answer(
+                            sdp, lead_nowhere=bool(self.faults.get("kvs_ice_fail")))
+                    except Exception:
+                        await self._close(master)
+                        master = None
+                        raise ValueError("the offer cannot be answered") from None
                     await ws.send_json(_message("SDP_ANSWER", {"type": "answer",
                                                                "sdp": answer}))
                 elif action == "ICE_CANDIDATE" and master is not None:

@@ -27,6 +27,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -162,7 +163,10 @@ class Master:
             offer_sdp = _CANDIDATE.sub(r"\g<1>127.0.0.1 9\g<4>", offer_sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "video":
+            if transceiver.kind == "video":  # a doorbell encodes H.264, nothing else
+                transceiver.setCodecPreferences([
+                    c for c in RTCRtpSender.getCapabilities("video").codecs
+                    if c.mimeType.lower() == "video/h264"])
                 self.pc.addTrack(self.video)
             elif transceiver.kind == "audio":
                 self.pc.addTrack(Microphone(self._stalled))
