@@ -273,7 +273,9 @@ class LiveViews:
             async with asyncio.timeout(CONNECT_SECONDS):
                 answer = await self._client.start_live_view(device_id)
                 if self._http is None or self._http.closed:
-                    self._http = aiohttp.ClientSession()
+                    # one signalling socket per view, none kept alive after a refusal
+                    self._http = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(force_close=True))
                 await session.open(answer, self._http)
         except TimeoutError:
             raise StationConnectionTimeout(
