@@ -8,18 +8,31 @@ vendor in the loop.  It records what it was asked to do, for the tests to check.
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 from typing import Any
 
 from bridge.driver import Backend, Device, Driver, Station
 from bridge.driver import properties as p
-from bridge.driver.errors import InvalidPropertyValue, StationNotConnected
+from bridge.driver.errors import InvalidCommandValue, InvalidPropertyValue, StationNotConnected
+from bridge.media.clip import demux
+from bridge.media.download import DownloadSink
 from bridge.media.hub import Upstream, VideoFrame, VideoInfo
 from bridge.media.talk import Talk
+from bridge.simulators.skybell.clips import encode_clip
 from tests.media import FPS, HEIGHT, WIDTH, h264_access_units
 
 DOORBELL = "TESTBELL0001"
 LOCK = "TESTBELL0001-R1"
 JPEG = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF" + bytes([0xFF, 0xD9])
+RECORDING = "/recordings/front-door/1.mp4"
+"""The one recording the doorbell holds (its ``cloud_path``)."""
+CLIP_SECONDS, CLIP_FPS = 3.0, 10
+
+
+@cache
+def clip_mp4() -> bytes:
+    """The recording: a real MP4 of H.264 pictures and an AAC tone, ``CLIP_SECONDS`` long."""
+    return encode_clip(CLIP_SECONDS, CLIP_FPS, start=0.0)
 
 
 class DoorbellBackend(Backend):
@@ -40,6 +53,10 @@ class DoorbellBackend(Backend):
         self.heard: list[bytes] = []
         self.talks_started = 0
         self.talks_ended = 0
+        self.downloads_started = 0
+        self.downloads_ended = 0
+        self.download_pace = 0.0
+        """Seconds between the frames of a download (0: as fast as the client takes them)."""
 
     async def start(self, driver: Driver) -> None:
         if self.fail_start:
@@ -53,7 +70,8 @@ class DoorbellBackend(Backend):
 
         bell = Device(DOORBELL, backend=self, station_serial=DOORBELL,
                       commands=("start_livestream", "stop_livestream", "reset_alarm",
-                                "start_talkback", "stop_talkback", "talkback_audio_data"))
+                                "start_talkback", "stop_talkback", "talkback_audio_data",
+                                "start_download", "cancel_download"))
         p.define_device(bell, name="Front door", model="Test Bell", type_=5, hardware="1.0",
                         software="2.3.4")
         bell.define(p.RINGING, False)
@@ -127,6 +145,22 @@ class DoorbellBackend(Backend):
                     await asyncio.sleep(1 / FPS)
         finally:
             self.streams_ended += 1
+
+    async def download(self, device: Any, path: str, cipher_id: int,
+                       sink: DownloadSink) -> None:
+        """Sends :data:`RECORDING` (any other path is no recording)."""
+        self.downloads_started += 1
+        try:
+            if path != RECORDING:
+                raise InvalidCommandValue(f"no recording at {path}")
+            clip = await demux(await asyncio.to_thread(clip_mp4))
+            sink.started()
+            for frame in clip.frames:
+                await sink.send(frame)
+                if self.download_pace:
+                    await asyncio.sleep(self.download_pace)
+        finally:
+            self.downloads_ended += 1
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

@@ -18,6 +18,7 @@ from bridge.driver.errors import NotSupported
 if TYPE_CHECKING:
     from bridge.driver.driver import Driver
     from bridge.driver.model import Entity
+    from bridge.media.download import DownloadSink
     from bridge.media.hub import Upstream
     from bridge.media.talk import Talk
 
@@ -110,6 +111,17 @@ class Backend(ABC):
         audio, then read ``talk.audio()`` (AAC-LC ADTS frames) until it ends.  Raise a
         :class:`BridgeError` when the device cannot take audio now."""
         raise NotSupported(f"{device.serial} cannot play a client's voice")
+
+    async def download(self, device: Entity, path: str, cipher_id: int,
+                       sink: DownloadSink) -> None:
+        """Download one recording of the device: ``path`` is the clip reference its event
+        records carry (``cloud_path``), ``cipher_id`` the client's key id (for vendors that
+        encrypt recordings).  Call ``sink.started()`` once the clip is found, then
+        ``await sink.send(frame)`` for each frame (H.264 access units, AAC frames) in order,
+        and return when all were sent.  Raise a :class:`BridgeError` when there is no such
+        clip or it cannot be fetched now (the client is told its code).  Called at most once
+        at a time per device."""
+        raise NotSupported(f"{device.serial} has no recordings to download")
 
     async def get_events(
         self, kind: str, start_ms: float, end_ms: float, max_results: int | None

@@ -25,6 +25,7 @@ from bridge.driver.errors import (
 from bridge.driver.events import DriverEvent, EventBus
 from bridge.driver.lifecycle import Lifecycle
 from bridge.driver.model import Device, Entity, PropertyMetadata, Station
+from bridge.media.download import Download, DownloadHub, Receiver
 from bridge.media.hub import StreamHub, Subscriber
 from bridge.media.talk import Ended, TalkHub
 from bridge.tasks import BackgroundTasks, foreign_cancellation
@@ -78,6 +79,7 @@ class Driver:
         # a backend's start must end (or fail) before a command waiting on it times out
         self.streams = StreamHub(start_timeout=backend_timeout)
         self.talks = TalkHub(start_timeout=backend_timeout)
+        self.downloads = DownloadHub(start_timeout=backend_timeout)
         self.lifecycle = Lifecycle(self, start_timeout=backend_timeout,
                                    stop_timeout=stop_timeout,
                                    before_stop=self._before_backends_stop)
@@ -141,9 +143,10 @@ class Driver:
 
     async def _before_backends_stop(self) -> None:
         """Before backends stop: nothing of theirs may run while they release their clients
-        (refreshes, live streams)."""
+        (refreshes, live streams, talks, downloads)."""
         await self.streams.stop_all()
         await self.talks.stop_all()
+        await self.downloads.stop_all()
         await self._tasks.cancel_all()
 
     async def watch(self, device: Device, subscriber: Subscriber) -> None:
@@ -166,6 +169,18 @@ class Driver:
             raise StationNotConnected("the driver is disconnected")
         await self.talks.start(device.serial, owner, lambda talk: backend.talk(device, talk),
                                ended)
+
+    async def start_download(self, device: Device, receiver: Receiver, path: str,
+                             cipher_id: int) -> Download:
+        """Start ``receiver``'s download of one recording; returns once the backend found the
+        clip (the caller then lets the download begin, after its answer)."""
+        backend = device.backend
+        if "start_download" not in device.commands or backend is None:
+            raise NotSupported(f"{device.serial} has no recordings to download")
+        if not self.connected:
+            raise StationNotConnected("the driver is disconnected")
+        return await self.downloads.start(
+            device.serial, receiver, lambda sink: backend.download(device, path, cipher_id, sink))
 
     async def _call_backend(self, backend: Backend, what: str,
                             call: Callable[[], Awaitable[Any]]) -> Any:

@@ -88,4 +88,5 @@ class Session:
         for serial, watcher in watching.items():
             self.driver.streams.leave(serial, watcher)
         self.driver.talks.stop_owned_by(self)
+        self.driver.downloads.cancel_owned_by(self)
         return tasks

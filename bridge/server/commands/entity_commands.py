@@ -191,7 +191,27 @@ def stop_livestream(req: Request) -> Result:
 
 @handles("device.is_downloading")
 def is_downloading(req: Request) -> Result:
-    return {**_serial(req), "downloading": False}
+    return {**_serial(req), "downloading": req.driver.downloads.downloading(req.entity.serial)}
+
+
+@handles("device.start_download")
+async def start_download(req: Request) -> Result:
+    """Download one recording (one at a time per device); the answer comes once the clip is
+    found, then ``download started``, the media, and ``download finished``."""
+    assert isinstance(req.entity, Device)
+    download = await req.driver.start_download(req.entity, req.session, req.params["path"],
+                                               req.params["cipherId"])
+    asyncio.get_running_loop().call_soon(download.begin)
+    return {}
+
+
+@handles("device.cancel_download")
+def cancel_download(req: Request) -> Result:
+    """End this connection's download: its media stops at once and, as from the reference
+    server, ``download finished`` follows the answer."""
+    download = req.driver.downloads.cancel(req.entity.serial, req.session)
+    asyncio.get_running_loop().call_soon(download.finish)
+    return {}
 
 
 @handles("device.is_talkback_ongoing")
