@@ -93,8 +93,8 @@ async def test_a_download_answers_then_sends_the_whole_clip_between_started_and_
     assert len(pictures) / video[0]["metadata"]["videoFPS"] == CLIP_SECONDS
     assert {(p.width, p.height) for p in pictures} == {(320, 240)}
     sound = decode_adts(media(events, "audio"))
-    assert sum(f.samples for f in sound) / sound[0].sample_rate == pytest.approx(
-        CLIP_SECONDS, abs=0.1)
+    # as long as the clip, plus the encoder's priming and the last frame's padding
+    assert CLIP_SECONDS <= sum(f.samples for f in sound) / 16000 <= CLIP_SECONDS + 2 * 1024 / 16000
     assert pitch(samples_of(sound), 16000) == pytest.approx(440, abs=20)  # the clip's tone
 
 
