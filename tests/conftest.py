@@ -11,8 +11,9 @@ from bridge import logs
 from bridge.app import Bridge
 from bridge.demo import Demo
 from bridge.settings import load_settings
+from tests import doorbird_rig as doorbird
+from tests import skybell_rig as skybell
 from tests.doubles import DoorbellBackend
-from tests.skybell_rig import Rig, make_rig
 from tests.wsclient import Client
 
 logs.configure("info", "console")
@@ -91,9 +92,22 @@ async def connect(bridge: Bridge) -> AsyncIterator[Callable[..., Awaitable[Clien
 
 
 @pytest.fixture
-async def skybell_rig(bridge_factory: Any) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+async def skybell_rig(
+        bridge_factory: Any) -> AsyncIterator[Callable[..., Awaitable[skybell.Rig]]]:
     """Makes a SkyBell cloud simulator with a bridge pointed at it (see tests/skybell_rig.py)."""
     sims: list[Any] = []
-    yield functools.partial(make_rig, bridge_factory, sims)
+    yield functools.partial(skybell.make_rig, bridge_factory, sims)
     for sim in sims:
         await sim.stop()
+
+
+@pytest.fixture
+async def doorbird_rig(
+        bridge_factory: Any) -> AsyncIterator[Callable[..., Awaitable[doorbird.Rig]]]:
+    """Makes a simulated DoorBird with a bridge pointed at it (see tests/doorbird_rig.py)."""
+    made: list[doorbird.Rig] = []
+    yield functools.partial(doorbird.make_rig, bridge_factory, made)
+    for rig in made:
+        for client in rig.clients:
+            await client.close()
+        await rig.sim.stop()

@@ -51,13 +51,16 @@ def free_udp_port() -> int:
 
 
 async def make_rig(bridge_factory: Any, sims: list[SkyBellSimulator], *, stall: float = 10.0,
-                   **sim_options: Any) -> Rig:
-    """Start a simulator (kept in ``sims`` for the caller to stop) and a bridge."""
-    sim = SkyBellSimulator(CloudConfig(udp_port=free_udp_port(), **sim_options))
+                   lan: bool = False, poll: float = 30.0, **sim_options: Any) -> Rig:
+    """Start a simulator (kept in ``sims`` for the caller to stop) and a bridge; ``lan``: the
+    bridge hears the doorbells' LAN packets."""
+    udp_port = free_udp_port()
+    sim = SkyBellSimulator(CloudConfig(udp_port=udp_port, **sim_options))
     await sim.start()
     sims.append(sim)
-    settings = SkyBellSettings(base_url=sim.url, api_key=sim.cloud.api_key, udp_port=0,
-                               poll_interval=30, live_stall_seconds=stall)
+    settings = SkyBellSettings(base_url=sim.url, api_key=sim.cloud.api_key,
+                               udp_port=udp_port if lan else 0, udp_listen="127.0.0.1",
+                               poll_interval=poll, live_stall_seconds=stall)
     client = SkyBellClient(sim.url, api_key=sim.cloud.api_key, backoff=0.05, timeout=5)
     backend = SkyBellBackend(settings, client=client)
     return Rig(sim, backend, await bridge_factory([backend]))

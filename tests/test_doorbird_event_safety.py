@@ -20,6 +20,7 @@ from nacl.pwhash import argon2i
 
 from bridge.backends.doorbird import DoorBirdBackend, packets
 from bridge.backends.doorbird.client import DoorBirdClient
+from bridge.backends.doorbird.replay import ReplayGuard
 from bridge.settings import DoorBirdSettings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdDevice, DoorBirdSimulator
 from tests.test_doorbird_backend import free_udp_port
@@ -302,3 +303,17 @@ async def test_no_session_id_password_or_key_reaches_a_client(station):
     assert bell["rtspStream"] is True and "sessionid" not in bell["rtspStreamUrl"]
     assert f":{bird.sim.rtsp_port}/" not in bell["rtspStreamUrl"]
     assert bird.sim.device.sessions == {}  # the one session it opened is closed again
+
+
+def test_a_station_clock_set_back_is_learnt_while_copies_of_old_packets_stay_dropped():
+    now = [1000.0]
+    guard = ReplayGuard(120.0, clock=lambda: now[0])
+    assert guard.check("1", 1_700_086_400, b"nonce-a") == "new"
+    now[0] += 10
+    assert guard.check("1", 1_700_086_400, b"nonce-a") == "repeat"  # a copy, however late
+    assert guard.check("1", 1_700_086_000, b"") == "stale"  # no nonce: no proof
+    assert guard.check("1", 1_700_086_000, b"nonce-b") == "stale"  # minutes back: a replay
+    assert guard.check("1", 1_700_000_010, b"nonce-c") == "clock set back"  # a day back
+    now[0] += 10
+    assert guard.check("motion", 1_700_000_020, b"nonce-d") == "new"
+    assert guard.check("1", 1_700_086_400, b"nonce-a") == "repeat"  # the old copy again

@@ -13,61 +13,13 @@ from typing import Any
 
 import pytest
 
-from bridge.backends.doorbird import DoorBirdBackend
-from bridge.backends.doorbird.client import DoorBirdClient
 from bridge.media.audio import AacDecoder, MulawDecoder
-from bridge.settings import DoorBirdSettings
-from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.media import decode_h264, media_events, payloads
-from tests.test_doorbird_backend import free_tcp_port, free_udp_port
 from tests.test_media_audio import pitch, samples_of
 from tests.test_talkback import adts_tone, buffer
-from tests.wsclient import Client, until
+from tests.wsclient import until
 
 BELL = "1CCAE3711111"
-
-
-class Rig:
-    """A simulated DoorBird (with or without RTSP), a bridge with a DoorBird backend pointed
-    at it, and eufy clients."""
-
-    def __init__(self, sim: DoorBirdSimulator, backend: DoorBirdBackend, bridge: Any) -> None:
-        self.sim, self.backend, self.bridge = sim, backend, bridge
-        self.clients: list[Client] = []
-
-    async def client(self) -> Client:
-        client = await Client.connect(self.bridge.url, schema=21)
-        self.clients.append(client)
-        return client
-
-
-@pytest.fixture
-async def make_rig(bridge_factory):
-    made: list[Rig] = []
-
-    async def make(*, rtsp: bool = False, **sim_options: Any) -> Rig:
-        config = DoorBirdConfig(**{"event_ports": [free_udp_port(), free_udp_port()],
-                                   "rtsp_port": 0 if rtsp else None, "rtsp_http_port": None,
-                                   **sim_options})
-        sim = DoorBirdSimulator(config)
-        await sim.start()
-        settings = DoorBirdSettings(
-            host=sim.address, username=config.user, password=config.password,
-            event_ports=config.event_ports, listen_host="127.0.0.1",
-            rtsp_port=sim.rtsp_port)
-        client = DoorBirdClient(settings.host, settings.username,
-                                settings.password.get_secret_value(), connection_interval=0.05)
-        backend = DoorBirdBackend(settings, client=client)
-        bridge = await bridge_factory([backend], port=free_tcp_port())
-        rig = Rig(sim, backend, bridge)
-        made.append(rig)
-        return rig
-
-    yield make
-    for rig in made:
-        for client in rig.clients:
-            await client.close()
-        await rig.sim.stop()
 
 
 def assert_plays(events: list[dict[str, Any]], fps: float) -> None:
@@ -92,8 +44,8 @@ def open_sockets() -> int:
 
 # -- live view -------------------------------------------------------------------------------
 
-async def test_the_doorbell_advertises_live_view_and_talkback(make_rig):
-    rig = await make_rig()
+async def test_the_doorbell_advertises_live_view_and_talkback(doorbird_rig):
+    rig = await doorbird_rig()
     client = await rig.client()
     commands = (await client.ok("device.get_commands", serialNumber=BELL))["commands"]
     assert set(commands) >= {"start_livestream", "stop_livestream", "is_livestreaming",
@@ -105,9 +57,9 @@ async def test_the_doorbell_advertises_live_view_and_talkback(make_rig):
 
 @pytest.mark.parametrize(("model", "size"), [("DoorBird D2101V", (1280, 720)),
                                             ("DoorBird D101", (640, 480))])
-async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(make_rig, model,
+async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(doorbird_rig, model,
                                                                           size):
-    rig = await make_rig(rtsp=True, device_type=model)  # a D21x has the 720p path
+    rig = await doorbird_rig(rtsp=True, device_type=model)  # a D21x has the 720p path
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await client.event("livestream started")
@@ -119,8 +71,8 @@ async def test_rtsp_h264_passes_through_and_decodes_from_the_events_alone(make_r
     await until(lambda: rig.sim.device.slots.used == 0 and rig.sim.device.sessions == {})
 
 
-async def test_without_rtsp_the_mjpeg_view_is_encoded_to_h264(make_rig):
-    rig = await make_rig()
+async def test_without_rtsp_the_mjpeg_view_is_encoded_to_h264(doorbird_rig):
+    rig = await doorbird_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     events = await media_events(client, "video", 50)
@@ -129,8 +81,8 @@ async def test_without_rtsp_the_mjpeg_view_is_encoded_to_h264(make_rig):
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
 async def test_two_connections_share_the_stream_and_a_late_joiner_starts_at_a_key_frame(
-        make_rig, rtsp):
-    rig = await make_rig(rtsp=rtsp)
+        doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp)
     first, late = await rig.client(), await rig.client()
     await first.ok("device.start_livestream", serialNumber=BELL)
     await media_events(first, "video", 15)
@@ -146,8 +98,8 @@ async def test_two_connections_share_the_stream_and_a_late_joiner_starts_at_a_ke
     await media_events(late, "video", 10)  # the joiner still watches
 
 
-async def test_the_stations_sound_arrives_as_aac(make_rig):
-    rig = await make_rig()
+async def test_the_stations_sound_arrives_as_aac(doorbird_rig):
+    rig = await doorbird_rig()
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     events = await media_events(client, "audio", 30)
@@ -159,8 +111,8 @@ async def test_the_stations_sound_arrives_as_aac(make_rig):
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
-async def test_a_closed_live_view_window_answers_not_supported(make_rig, rtsp):
-    rig = await make_rig(rtsp=rtsp, watch_always=False)
+async def test_a_closed_live_view_window_answers_not_supported(doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp, watch_always=False)
     client = await rig.client()
     started = time.monotonic()
     assert await client.error("device.start_livestream", serialNumber=BELL) == \
@@ -170,8 +122,8 @@ async def test_a_closed_live_view_window_answers_not_supported(make_rig, rtsp):
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
-async def test_a_station_with_every_stream_taken_answers_a_connection_timeout(make_rig, rtsp):
-    rig = await make_rig(rtsp=rtsp, stream_slots=0)  # 453 over RTSP, 509 over HTTP
+async def test_a_station_with_every_stream_taken_answers_a_connection_timeout(doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp, stream_slots=0)  # 453 over RTSP, 509 over HTTP
     client = await rig.client()
     started = time.monotonic()
     assert await client.error("device.start_livestream", serialNumber=BELL) == \
@@ -180,8 +132,8 @@ async def test_a_station_with_every_stream_taken_answers_a_connection_timeout(ma
     assert rig.sim.device.sessions == {}
 
 
-async def test_an_rtsp_server_that_dies_mid_stream_ends_with_livestream_stopped(make_rig):
-    rig = await make_rig(rtsp=True)
+async def test_an_rtsp_server_that_dies_mid_stream_ends_with_livestream_stopped(doorbird_rig):
+    rig = await doorbird_rig(rtsp=True)
     client = await rig.client()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await media_events(client, "video", 10)
@@ -192,8 +144,8 @@ async def test_an_rtsp_server_that_dies_mid_stream_ends_with_livestream_stopped(
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
-async def test_stopping_leaves_no_task_no_socket_and_no_session(make_rig, rtsp):
-    rig = await make_rig(rtsp=rtsp)
+async def test_stopping_leaves_no_task_no_socket_and_no_session(doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp)
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=BELL)
     await asyncio.sleep(0.5)
@@ -209,8 +161,8 @@ async def test_stopping_leaves_no_task_no_socket_and_no_session(make_rig, rtsp):
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
-async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_rig, rtsp):
-    rig = await make_rig(rtsp=rtsp)
+async def test_other_connections_commands_stay_quick_while_a_stream_runs(doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp)
     watcher, other = await rig.client(), await rig.client()
 
     async def round_trips() -> float:
@@ -234,8 +186,8 @@ async def test_other_connections_commands_stay_quick_while_a_stream_runs(make_ri
 # -- talkback --------------------------------------------------------------------------------
 
 async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch_and_ends_clean(
-        make_rig):
-    rig = await make_rig()
+        doorbird_rig):
+    rig = await doorbird_rig()
     client = await rig.client()
     await client.ok("device.is_talkback_ongoing", serialNumber=BELL)
     await asyncio.sleep(0.5)
@@ -253,8 +205,8 @@ async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch_and_
     await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
 
 
-async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(make_rig):
-    rig = await make_rig()
+async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(doorbird_rig):
+    rig = await doorbird_rig()
     client = await rig.client()
     await client.ok("device.start_talkback", serialNumber=BELL)
     tone = adts_tone(1000, 0.5)
@@ -266,8 +218,8 @@ async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(make_rig):
         "talkbackOngoing"] is True
 
 
-async def test_someone_else_transmitting_answers_only_one_talkback(make_rig):
-    rig = await make_rig()
+async def test_someone_else_transmitting_answers_only_one_talkback(doorbird_rig):
+    rig = await doorbird_rig()
     rig.sim.device.transmitting = True  # the DoorBird app talks
     client = await rig.client()
     assert await client.error("device.start_talkback", serialNumber=BELL) == \

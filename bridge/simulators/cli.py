@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
+from bridge.simulators.faults import parse_cli
 from bridge.simulators.skybell import CloudConfig, SkyBellSimulator
 
 log = structlog.get_logger(component="simulator")
@@ -60,6 +61,9 @@ def add_parser(subparsers: Any) -> None:
     skybell.add_argument("--udp-host", default=cloud.udp_host)
     skybell.add_argument("--visitors", type=float, metavar="SECONDS",
                          help="a random ring or motion about every SECONDS")
+    for vendor in (doorbird, skybell):
+        vendor.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
+                            help="start with this fault on (see POST /_sim/faults)")
 
 
 def _port_or_none(text: str) -> int | None:
@@ -96,17 +100,21 @@ def doorbird_config(args: argparse.Namespace) -> DoorBirdConfig:
 
 def run(args: argparse.Namespace) -> int:
     if args.vendor == "doorbird":
-        return asyncio.run(_serve(DoorBirdSimulator(doorbird_config(args))))
+        return asyncio.run(_serve(DoorBirdSimulator(doorbird_config(args)), args.fault))
     if args.vendor == "skybell":
         cloud = CloudConfig(host=args.host, port=args.port, api_key=args.api_key,
                             email=args.email, password=args.password, devices=args.devices,
                             udp_host=args.udp_host, udp_port=args.udp_port,
                             visitors=args.visitors)
-        return asyncio.run(_serve(SkyBellSimulator(cloud)))
+        return asyncio.run(_serve(SkyBellSimulator(cloud), args.fault))
     raise SystemExit(f"no simulator for {args.vendor}")
 
 
-async def _serve(simulator: Any) -> int:
+async def _serve(simulator: Any, faults: list[str]) -> int:
+    try:
+        simulator.faults.update(parse_cli(faults))
+    except ValueError as exc:
+        raise SystemExit(f"--fault: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -20,6 +20,7 @@ from bridge.backends.doorbird.client import (
     Busy,
     DoorBirdClient,
     DoorBirdError,
+    Garbled,
     LockedOut,
     NoPermission,
     Refused,
@@ -308,7 +309,10 @@ class DoorBirdBackend(Backend):
         """Report an authentic event once: not its repeats, not a replay of an old packet."""
         if event.intercom_id != self.settings.username[:6] or self.driver is None:
             return  # another user's packet, or one whose key was derived after stop
-        verdict = self._replays.check(event.event, event.timestamp)
+        verdict = self._replays.check(event.event, event.timestamp, event.nonce)
+        if verdict == "clock set back":
+            log.warning("the DoorBird's clock was set back: its new time is learnt",
+                        host=self.client.address)
         if verdict == "stale":
             now = time.monotonic()
             if now - self._stale_logged_at >= STALE_LOG_SECONDS:
@@ -317,7 +321,7 @@ class DoorBirdBackend(Backend):
                             "or the station's clock was set back",
                             host=self.client.address, kind=event.event)
             return
-        if verdict == "new":
+        if verdict in ("new", "clock set back"):
             if event.is_motion:
                 self._motion(float(event.timestamp))
             elif event.doorbell is not None:
@@ -618,7 +622,7 @@ def _bridge_error(exc: DoorBirdError, backend: DoorBirdBackend) -> BridgeError:
     if isinstance(exc, AuthFailed | LockedOut):
         backend._report(exc)
         return StationNotConnected(str(exc))
-    if isinstance(exc, Busy):
+    if isinstance(exc, Busy | Garbled):
         return StationConnectionTimeout(str(exc))
     if isinstance(exc, NoPermission):
         return NotSupported(str(exc))

@@ -42,6 +42,11 @@ class Busy(DoorBirdError):
     """503 or 509 after the retries: the line or every stream slot is taken."""
 
 
+class Garbled(DoorBirdError):
+    """The station failed (5xx) or answered something that is not its API: its fault, not
+    the request's, so it is reported as a station that did not answer."""
+
+
 class NoPermission(DoorBirdError):
     """204: the user may not watch now (no "watch always", no recent ring)."""
 
@@ -165,6 +170,8 @@ class DoorBirdClient:
             raise Busy(f"{self.address}: busy ({status})")
         if status == 204:
             raise NoPermission(f"{self.address}: no permission for {path} now")
+        if status >= 500:
+            raise Garbled(f"{self.address}: {path} failed with {status}")
         if status >= 400:
             raise Refused(f"{self.address}: {path} answered {status}")
         return status, headers, body
@@ -174,7 +181,7 @@ class DoorBirdClient:
         try:
             data = orjson.loads(body)["BHA"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise Refused(f"{self.address}: {path} answered no BHA envelope") from None
+            raise Garbled(f"{self.address}: {path} answered no BHA envelope") from None
         if str(data.get("RETURNCODE")) != "1":
             raise Refused(f"{self.address}: {path} answered RETURNCODE "
                           f"{data.get('RETURNCODE')}")

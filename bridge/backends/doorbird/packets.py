@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nacl.bindings import (
     crypto_aead_chacha20poly1305_decrypt,
@@ -38,6 +38,8 @@ class DoorBirdEvent:
     intercom_id: str
     event: str
     timestamp: int
+    nonce: bytes = field(default=b"", compare=False)
+    """The packet's nonce: a copy of a packet carries its nonce, a new packet a fresh one."""
 
     @property
     def is_motion(self) -> bool:
@@ -153,6 +155,6 @@ def _open(ciphertext: bytes, nonce: bytes, key: bytes) -> DoorBirdEvent | None:
     intercom, event, timestamp = _PLAINTEXT.unpack(plain)
     try:
         return DoorBirdEvent(intercom.decode("ascii").strip(), event.decode("ascii").strip(),
-                             timestamp)
+                             timestamp, nonce)
     except UnicodeDecodeError:
         return None

@@ -214,7 +214,13 @@ class SkyBellClient:
                 raise CloudUnavailable(f"{method} {path}: {status} {message}")
             if status >= 400:
                 raise CloudRefused(status, message or "refused")
-            return body.get("data") if isinstance(body, dict) else body
+            if not isinstance(body, dict):  # garbled or cut off: the cloud's fault, not ours
+                self.errors += 1
+                if attempt < self._retries:
+                    await asyncio.sleep(self._backoff * 2 ** attempt)
+                    continue
+                raise CloudUnavailable(f"{method} {path}: the answer is not the cloud's JSON")
+            return body.get("data")
         raise AssertionError("unreachable")
 
     async def _exchange(self, method: str, url: str, params: dict[str, Any] | None,

@@ -23,6 +23,7 @@ import structlog
 
 from bridge.backends.doorbird import packets
 from bridge.simulators.doorbird.schedule import active, factory_schedule
+from bridge.simulators.faults import HTTP_FAULTS, Faults
 from bridge.simulators.scenery import Camera
 from bridge.tasks import BackgroundTasks
 
@@ -89,17 +90,30 @@ class DoorBirdConfig:
     """Mean seconds between random visitors (rings and motion); None for none."""
 
 
+STATION_FAULTS = {
+    "busy": "every request answers 503 (the station is busy)",
+    "lockout": "every request answers 423 (locked out after wrong credentials)",
+    "streams_exhausted": "every stream slot is taken: video and audio answer 509, RTSP 453",
+    "truncate_streams": "MJPEG streams break off mid-picture; RTSP players are cut off",
+    "udp_replay": "every event also re-sends the packets of the events before it",
+    "udp_out_of_order": "each event's packets are followed by the previous event's",
+    "udp_garbage": "garbage datagrams go with every event",
+    "clock_jump_s": "the station's clock runs this many seconds off (packet timestamps)",
+}
+
+
 class StreamSlots:
     """The station's live stream capacity, shared by every kind of stream it serves."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, exhausted: Callable[[], bool] = lambda: False) -> None:
         self.limit = limit
         self.used = 0
+        self._exhausted = exhausted
 
     def take(self) -> Callable[[], None] | None:
         """A slot's release (to call once the stream ends; calling it again does nothing),
         or None when every slot is taken."""
-        if self.used >= self.limit:
+        if self.used >= self.limit or self._exhausted():
             return None
         self.used += 1
         released = False
@@ -136,7 +150,12 @@ class DoorBirdDevice:
         self.rebooting_until = 0.0
         self.restarts = 0
         self.monitors: set[asyncio.Queue[str]] = set()
-        self.slots = StreamSlots(config.stream_slots)
+        self.faults = Faults({**HTTP_FAULTS, **STATION_FAULTS})
+        self.fault_listeners: list[Callable[[], None]] = []
+        """Called after the faults change (the RTSP server cuts its streams)."""
+        self.slots = StreamSlots(config.stream_slots,
+                                 exhausted=lambda: bool(self.faults.get("streams_exhausted")))
+        self._sent_events: deque[list[bytes]] = deque(maxlen=10)
         self.outage_listeners: list[Callable[[], None]] = []
         """Called when the station goes offline or reboots: its streams end."""
         self.transmitting = False
@@ -176,7 +195,7 @@ class DoorBirdDevice:
 
     @property
     def busy(self) -> bool:
-        return time.monotonic() < self.busy_until
+        return time.monotonic() < self.busy_until or bool(self.faults.get("busy"))
 
     def restart(self) -> None:
         """Reboot: unreachable for a while; sessions and monitor streams are gone."""
@@ -201,7 +220,7 @@ class DoorBirdDevice:
             password, self.config.password)
 
     def locked_out(self) -> bool:
-        return time.monotonic() < self.locked_until
+        return time.monotonic() < self.locked_until or bool(self.faults.get("lockout"))
 
     def record_failure(self) -> None:
         now = time.monotonic()
@@ -296,7 +315,8 @@ class DoorBirdDevice:
 
     async def _event(self, udp_event: str, monitor_name: str, schedule_input: str,
                      schedule_param: str, timestamp: int) -> None:
-        self._send_event_packets(udp_event, timestamp)
+        self._send_event_packets(udp_event,
+                                 timestamp + int(self.faults.get("clock_jump_s", 0)))
         self._monitor_pulse(monitor_name)
         await self._run_schedules(schedule_input, schedule_param)
 
@@ -313,10 +333,20 @@ class DoorBirdDevice:
                 # every user has a key of their own; others' packets carry another key
                 user_key = key if user == self.config.user else secrets.token_bytes(32)
                 datagrams.append(packets.encode_v2(user_key, user[:6], event, timestamp))
-        for _ in range(REPEATS):
+        faults = self.faults
+        earlier = [d for sent in self._sent_events for d in sent]
+        self._sent_events.append(datagrams)
+        outgoing = list(datagrams) * REPEATS
+        if faults.get("udp_replay"):  # every earlier event's packets again, first
+            outgoing = earlier + outgoing
+        if faults.get("udp_out_of_order") and earlier:  # the last event's packets after these
+            outgoing += self._sent_events[-2]
+        if faults.get("udp_garbage"):
+            outgoing += [secrets.token_bytes(n) for n in (3, 47, 50, 200)] \
+                + [packets.IDENT + b"\x02" + secrets.token_bytes(42)]
+        for datagram in outgoing:
             for port in self.config.event_ports:
-                for datagram in datagrams:
-                    self._udp.sendto(datagram, (self.config.event_host, port))
+                self._udp.sendto(datagram, (self.config.event_host, port))
 
     def _monitor_pulse(self, name: str) -> None:
         self.states[name] = "H"

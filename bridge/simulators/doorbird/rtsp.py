@@ -76,9 +76,18 @@ class StationRtsp:
             log.info("port unavailable, using a free one", stream="rtsp", wanted=port,
                      port=self.port, reason=exc.strerror)
         self.device.outage_listeners.append(self._outage)
+        self.device.fault_listeners.append(self._cut)
+
+    def _cut(self) -> None:
+        """``truncate_streams``: every player is cut off (each may come back)."""
+        if self.device.faults.get("truncate_streams") and self.server is not None:
+            for path in self.cameras:
+                self.server.end(path)
 
     async def stop(self) -> None:
         self._stopped = True
+        if self._cut in self.device.fault_listeners:
+            self.device.fault_listeners.remove(self._cut)
         if self._outage in self.device.outage_listeners:
             self.device.outage_listeners.remove(self._outage)
         await self._tasks.cancel_all()

@@ -28,6 +28,7 @@ from bridge.simulators.doorbird.live import AUDIO_CHUNK, AUDIO_RATE, mulaw_tone
 from bridge.simulators.doorbird.rtsp import DEFAULT_PATH, StationRtsp
 from bridge.simulators.doorbird.schedule import invalid_entry
 from bridge.simulators.doorbird.viewer import VIEW_HTML
+from bridge.simulators.faults import Faults, http_faults
 from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.doorbird")
@@ -61,6 +62,11 @@ class DoorBirdSimulator:
     def address(self) -> str:
         """``host:port`` as the bridge's configuration takes it."""
         return f"{self.config.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        """Trouble to switch on (``POST /_sim/faults``, ``--fault``)."""
+        return self.device.faults
 
     @property
     def url(self) -> str:
@@ -106,7 +112,10 @@ class DoorBirdSimulator:
         if self.config.rtsp_http_port is not None:
             self._reserved["rtsp-http"] = _reserve_port(self.config.host,
                                                         self.config.rtsp_http_port, "rtsp-http")
-        app = web.Application(middlewares=[self._availability, self._auth])
+        app = web.Application(middlewares=[
+            self._availability,
+            http_faults(self.device.faults, lambda r: r.path.startswith("/bha-api/")),
+            self._auth])
         app.add_routes(self._routes())
         self._runner, self.port = await serve(app, self.config.host, self.config.http_port)
         log.info("DoorBird simulator listening", url=self.url, user=self.config.user)
@@ -233,6 +242,8 @@ class DoorBirdSimulator:
             web.post("/_sim/online", self.sim_online),
             web.post("/_sim/busy", self.sim_busy),
             web.get("/_sim/state", self.sim_state),
+            web.get("/_sim/faults", self.sim_faults),
+            web.post("/_sim/faults", self.sim_faults),
             web.get("/_sim/audio", self.sim_audio),
         ]
 
@@ -298,6 +309,13 @@ class DoorBirdSimulator:
             await response.prepare(request)
             while self.device.reachable:
                 frame = self.device.picture()
+                if self.device.faults.get("truncate_streams"):  # half a picture, then gone
+                    await response.write(b"--myboundary\r\nContent-Type: image/jpeg\r\n"
+                                         b"Content-Length: " + str(len(frame)).encode()
+                                         + b"\r\n\r\n" + frame[:len(frame) // 2])
+                    if request.transport is not None:
+                        request.transport.abort()
+                    break
                 await response.write(
                     b"--myboundary\r\nContent-Type: image/jpeg\r\nContent-Length: "
                     + str(len(frame)).encode() + b"\r\n\r\n" + frame + b"\r\n")
@@ -490,6 +508,13 @@ class DoorBirdSimulator:
         seconds = float(request.query.get("seconds", "5"))
         self.device.busy_until = time.monotonic() + seconds
         return web.json_response({"ok": True})
+
+    async def sim_faults(self, request: web.Request) -> web.Response:
+        """``/_sim/faults`` (see bridge/simulators/faults.py)."""
+        answer = await self.device.faults.handle(request)
+        for listener in tuple(self.device.fault_listeners):
+            listener()
+        return answer
 
     async def sim_audio(self, request: web.Request) -> web.Response:
         """What audio-transmit.cgi received (the last minute), as µ-law."""

@@ -23,9 +23,11 @@ import aiohttp
 import structlog
 
 from bridge.backends.skybell import lan
+from bridge.simulators.faults import HTTP_FAULTS, Faults
 from bridge.simulators.scenery import Camera
 from bridge.simulators.skybell import settings as catalogue
 from bridge.simulators.skybell.clips import encode_clip
+from bridge.simulators.skybell.kvs import LIVE_FAULTS
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="simulator.skybell")
@@ -170,6 +172,14 @@ class Trigger:
         return out
 
 
+CLOUD_FAULTS = {
+    "tokens_revoked": "every token given so far is forgotten (refresh tokens too): only a new "
+                      "login gets in",
+    "api_key_revoked": "the API key is refused with 401",
+    "clock_jump_s": "the cloud's clock runs this many seconds off (activity times)",
+}
+
+
 @dataclass
 class CloudConfig:
     """How the simulated cloud is set up (the command line's options)."""
@@ -215,7 +225,7 @@ class SkyBellCloud:
         self.videos: dict[str, tuple[str, float]] = {}  # token -> (activity, expiry)
         self.webhook_deliveries = 0
         self.failures: list[int] = []
-        self.faults: dict[str, Any] = {}
+        self.faults = Faults({**HTTP_FAULTS, **LIVE_FAULTS, **CLOUD_FAULTS})
         """Trouble switched on at run time (``POST /_sim/faults``), by name."""
         self.offline_listeners: list[Callable[[SimDevice], None]] = []
         self.base_url = ""
@@ -288,6 +298,10 @@ class SkyBellCloud:
         for token in self.tokens:
             self.tokens[token] = 0
 
+    def revoke_tokens(self) -> None:
+        self.tokens.clear()
+        self.refresh_tokens.clear()
+
     def logout(self) -> None:
         self.tokens.clear()
         self.refresh_tokens.clear()
@@ -334,7 +348,7 @@ class SkyBellCloud:
     def event(self, device: SimDevice, kind: str, *, person: bool = False) -> dict[str, Any]:
         """A doorbell press, a motion or a live view ("lstream"): the activity, the LAN
         packet (presses and motions only) and the webhooks; the clip follows shortly."""
-        now = time.time()
+        now = time.time() + float(self.faults.get("clock_jump_s", 0))
         preview = self.snapshot(device)
         activity: dict[str, Any] = {
             "event_time": int(now * 1000), "created_at": _iso(now),

@@ -25,6 +25,7 @@ from aiortc import RTCIceServer
 from aiortc.sdp import candidate_from_sdp
 
 from bridge import sigv4
+from bridge.simulators.faults import Faults
 from bridge.simulators.skybell.master import Loudspeaker, Master
 from bridge.simulators.skybell.stun import StunServer
 from bridge.tasks import BackgroundTasks
@@ -41,9 +42,11 @@ CLOCK_SKEW = 300
 REQUIRED = ("X-Amz-Algorithm", "X-Amz-ChannelARN", "X-Amz-ClientId", "X-Amz-Credential",
             "X-Amz-Date", "X-Amz-Expires", "X-Amz-Security-Token", "X-Amz-SignedHeaders",
             "X-Amz-Signature")
-LIVE_FAULTS = ("kvs_refuse", "kvs_ice_fail", "kvs_stall")
-"""refuse: the signalling endpoint answers 403; ice_fail: the master's answer leads nowhere;
-stall: every peer connection stays up but stops sending media."""
+LIVE_FAULTS = {
+    "kvs_refuse": "the live view's signalling endpoint answers 403",
+    "kvs_ice_fail": "the doorbell's answer leads nowhere, so ICE fails",
+    "kvs_stall": "live views stay connected but stop sending media",
+}
 
 
 @dataclass
@@ -71,7 +74,7 @@ class DeviceLive:
 class KinesisSignalling:
     """Channels, credentials and masters of every doorbell."""
 
-    def __init__(self, cloud: SkyBellCloud, faults: dict[str, Any], host: str) -> None:
+    def __init__(self, cloud: SkyBellCloud, faults: Faults, host: str) -> None:
         self.cloud = cloud
         self.faults = faults
         self.stun = StunServer(host)

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bridge.simulators.faults import Faults, http_faults
 from bridge.simulators.skybell.cloud import (
     TRIGGER_EVENTS,
     CloudConfig,
@@ -22,15 +23,13 @@ from bridge.simulators.skybell.cloud import (
     SkyBellCloud,
     Trigger,
 )
-from bridge.simulators.skybell.kvs import LIVE_FAULTS, KinesisSignalling
+from bridge.simulators.skybell.kvs import KinesisSignalling
 from bridge.simulators.skybell.settings import CHIME_FILES, SettingError
 from bridge.webapp import serve
 
 log = structlog.get_logger(component="simulator.skybell")
 
 API = "/api/v5"
-FAULTS = (*LIVE_FAULTS,)
-"""What ``POST /_sim/faults`` can switch on."""
 OPEN_PATHS = {f"{API}/login", f"{API}/token", f"{API}/health", f"{API}/tones/featured",
               f"{API}/tones/chime"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,6 +57,11 @@ class SkyBellSimulator:
             device.device_id))
 
     @property
+    def faults(self) -> Faults:
+        """Trouble to switch on (``POST /_sim/faults``, ``--fault``)."""
+        return self.cloud.faults
+
+    @property
     def url(self) -> str:
         scheme = "https" if self.config.tls else "http"
         return f"{scheme}://{self.config.host}:{self.port}"
@@ -73,7 +77,9 @@ class SkyBellSimulator:
         return lines
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._count, self._auth])
+        app = web.Application(middlewares=[
+            self._count, http_faults(self.cloud.faults, lambda r: r.path.startswith(API)),
+            self._auth])
         routes: list[tuple[str, str, Handler]] = [
             ("POST", "/login", self.login), ("PUT", "/token", self.token),
             ("GET", "/logout", self.logout), ("GET", "/user", self.user),
@@ -157,7 +163,8 @@ class SkyBellSimulator:
             return await handler(request)
         key = request.headers.get("x-skybell-user-api-key")
         if key is not None:
-            if secrets.compare_digest(key, self.cloud.api_key):
+            if secrets.compare_digest(key, self.cloud.api_key) \
+                    and not self.cloud.faults.get("api_key_revoked"):
                 return await handler(request)
             return fail(401, "Invalid API key")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -468,23 +475,13 @@ class SkyBellSimulator:
         return web.json_response({"ok": True})
 
     async def sim_faults(self, request: web.Request) -> web.Response:
-        """Switch named faults on (a value) or off (false or null); the answer is the state.
-        An unknown name changes nothing and answers 400."""
-        if request.method == "POST":
-            body = await self._json(request)
-            if not isinstance(body, dict):
-                return web.json_response({"error": "a JSON object of faults"}, status=400)
-            unknown = sorted(set(body) - set(FAULTS))
-            if unknown:
-                return web.json_response({"error": f"unknown faults: {unknown}",
-                                          "known": sorted(FAULTS)}, status=400)
-            for name, value in body.items():
-                if value is None or value is False:
-                    self.cloud.faults.pop(name, None)
-                else:
-                    self.cloud.faults[name] = value
-            log.info("faults", faults=self.cloud.faults)
-        return web.json_response(self.cloud.faults)
+        """``/_sim/faults`` (see bridge/simulators/faults.py); revoking tokens takes effect
+        when it is switched on."""
+        revoked = bool(self.cloud.faults.get("tokens_revoked"))
+        answer = await self.cloud.faults.handle(request)
+        if self.cloud.faults.get("tokens_revoked") and not revoked:
+            self.cloud.revoke_tokens()
+        return answer
 
     async def sim_live(self, request: web.Request) -> web.Response:
         return web.json_response(self.kvs.stats(self._device(request).device_id))

@@ -1,0 +1,195 @@
+"""Faults switched on in the simulators while the bridge runs: each gets a specific answer at
+once, the bridge recovers by itself when the fault clears, no ring is lost or doubled, and
+nothing leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.media import media_events
+from tests.skybell_rig import FRONT
+from tests.test_doorbird_media import BELL, open_sockets
+from tests.wsclient import PATIENCE, Client, until
+
+RELAY = f"{BELL}-R1"
+
+
+async def switch(base_url: str, **faults: Any) -> None:
+    async with aiohttp.ClientSession() as http, \
+            http.post(f"{base_url}/_sim/faults", json=faults) as response:
+        assert response.status == 200, await response.text()
+
+
+async def rings_within(client: Client, serial: str, seconds: float) -> int:
+    """``rings`` events (state true) for ``serial`` in the next ``seconds``."""
+    count, ends = 0, time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        try:
+            event = await asyncio.wait_for(client.events.get(), left)
+        except TimeoutError:
+            break
+        if event["event"] == "rings" and event["serialNumber"] == serial and event["state"]:
+            count += 1
+    return count
+
+
+def resources() -> tuple[int, int]:
+    return len(asyncio.all_tasks()), open_sockets()
+
+
+async def settled(before: tuple[int, int]) -> None:
+    """Tasks and sockets are back to what they were (pooled connections may take the
+    pool's keep-alive time to go)."""
+    try:
+        await until(lambda: resources()[0] <= before[0] and resources()[1] <= before[1])
+    except TimeoutError:
+        names = sorted(t.get_name() + ":" + str(t.get_coro()) for t in asyncio.all_tasks())
+        raise AssertionError(f"before {before}, now {resources()}: {names}") from None
+
+
+# -- DoorBird ----------------------------------------------------------------------------------
+
+DOORBIRD_HTTP_FAULTS = [
+    ({"http_status": 503}, "station_connection_timeout"),
+    ({"http_status": 500}, "station_connection_timeout"),
+    ({"reset": True}, "station_not_connected"),
+    ({"garbage": True}, "station_connection_timeout"),
+    ({"busy": True}, "station_connection_timeout"),
+    ({"lockout": True}, "station_not_connected"),
+]
+
+
+@pytest.mark.parametrize(("fault", "code"), DOORBIRD_HTTP_FAULTS,
+                         ids=[next(iter(f)) + str(next(iter(f.values())))
+                              for f, _ in DOORBIRD_HTTP_FAULTS])
+async def test_a_doorbird_fault_answers_its_code_at_once_and_clears(doorbird_rig, fault, code):
+    rig = await doorbird_rig()
+    client = await rig.client()
+
+    async def outage() -> None:
+        await switch(rig.sim.url, **fault)
+        started = time.monotonic()
+        assert await client.error("device.unlock", serialNumber=RELAY) == code
+        assert time.monotonic() - started < 8
+        await switch(rig.sim.url, **{name: False for name in fault})
+        async with asyncio.timeout(PATIENCE):  # back by itself, without a restart
+            while (await client.command("device.unlock", serialNumber=RELAY))["success"] \
+                    is False:
+                await asyncio.sleep(0.2)
+        assert (await client.ok("station.is_connected", serialNumber=BELL))["connected"]
+
+    await outage()
+    before = resources()  # connection pools warmed: further outages must cost nothing
+    for _ in range(2):
+        await outage()
+    await settled(before)
+
+
+async def test_a_slow_doorbird_still_answers(doorbird_rig):
+    rig = await doorbird_rig()
+    client = await rig.client()
+    await switch(rig.sim.url, latency_ms=300)
+    started = time.monotonic()
+    await client.ok("device.unlock", serialNumber=RELAY)
+    assert time.monotonic() - started >= 0.3
+
+
+async def test_every_stream_slot_taken_answers_a_timeout_and_clears(doorbird_rig):
+    rig = await doorbird_rig(rtsp=True)
+    client = await rig.client()
+    await switch(rig.sim.url, streams_exhausted=True)
+    assert await client.error("device.start_livestream", serialNumber=BELL) == \
+        "station_connection_timeout"
+    await switch(rig.sim.url, streams_exhausted=False)
+    await client.ok("device.start_livestream", serialNumber=BELL)
+    await media_events(client, "video", 3)
+
+
+@pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
+async def test_a_stream_cut_off_by_the_station_ends_or_goes_on_never_hangs(doorbird_rig, rtsp):
+    rig = await doorbird_rig(rtsp=rtsp)
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await client.ok("device.start_livestream", serialNumber=BELL)
+    await media_events(client, "video", 3)
+    await switch(rig.sim.url, truncate_streams=True)
+    await client.event("livestream stopped")
+    await switch(rig.sim.url, truncate_streams=False)
+    await client.ok("device.start_livestream", serialNumber=BELL)  # recovers
+    await media_events(client, "video", 3)
+    await client.close()
+
+
+@pytest.mark.parametrize("fault", ["udp_replay", "udp_out_of_order", "udp_garbage"])
+async def test_replayed_reordered_and_garbage_packets_neither_lose_nor_double_a_ring(
+        doorbird_rig, fault):
+    rig = await doorbird_rig()
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await switch(rig.sim.url, **{fault: True})
+    for _ in range(3):
+        await rig.sim.device.ring(1)
+        assert await rings_within(client, BELL, 6) == 1
+    await client.close()
+
+
+@pytest.mark.parametrize("jump", [-86400, 3600])
+async def test_a_station_clock_that_jumps_still_rings_once(doorbird_rig, jump):
+    rig = await doorbird_rig()
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await rig.sim.device.ring(1)
+    assert await rings_within(client, BELL, 6) == 1
+    await switch(rig.sim.url, clock_jump_s=jump)
+    for _ in range(2):
+        await rig.sim.device.ring(1)
+        assert await rings_within(client, BELL, 6) == 1
+    await client.close()
+
+
+# -- SkyBell -----------------------------------------------------------------------------------
+
+SKYBELL_HTTP_FAULTS = [
+    ({"http_status": 503}, "station_connection_timeout"),
+    ({"http_status": 500}, "station_connection_timeout"),
+    ({"reset": True}, "station_connection_timeout"),
+    ({"garbage": True}, "station_connection_timeout"),
+    ({"malformed_json": True}, "station_connection_timeout"),
+]
+
+
+@pytest.mark.parametrize(("fault", "code"), SKYBELL_HTTP_FAULTS,
+                         ids=[next(iter(f)) + str(next(iter(f.values())))
+                              for f, _ in SKYBELL_HTTP_FAULTS])
+async def test_a_skybell_cloud_fault_answers_its_code_at_once_and_clears(skybell_rig, fault,
+                                                                         code):
+    rig = await skybell_rig()
+    client = await rig.client()
+
+    async def outage() -> None:
+        await switch(rig.sim.url, **fault)
+        started = time.monotonic()
+        assert await client.error("device.set_property", serialNumber=FRONT,
+                                  name="chimeTone", value=3) == code
+        assert time.monotonic() - started < 8
+        await switch(rig.sim.url, **{name: False for name in fault})
+        await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+
+    await outage()
+    before = resources()
+    for _ in range(2):
+        await outage()
+    await settled(before)
+
+
+async def test_a_skybell_ring_during_a_cloud_outage_is_reported_once(skybell_rig):
+    rig = await skybell_rig(lan=True, poll=0.5)
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await switch(rig.sim.url, http_status=503)
+    await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/ring")  # LAN packet: at once
+    assert await rings_within(client, FRONT, 6) == 1
+    await switch(rig.sim.url, http_status=False)
+    assert await rings_within(client, FRONT, 3) == 0  # the cloud's record of it is the same
+    await client.close()
