@@ -51,16 +51,20 @@ def free_udp_port() -> int:
 
 
 async def make_rig(bridge_factory: Any, sims: list[SkyBellSimulator], *, stall: float = 10.0,
-                   lan: bool = False, poll: float = 30.0, **sim_options: Any) -> Rig:
+                   lan: bool = False, poll: float = 30.0, login: bool = False,
+                   **sim_options: Any) -> Rig:
     """Start a simulator (kept in ``sims`` for the caller to stop) and a bridge; ``lan``: the
-    bridge hears the doorbells' LAN packets."""
+    bridge hears the doorbells' LAN packets; ``login``: it logs in with the account's e-mail
+    and password instead of an API key."""
     udp_port = free_udp_port()
     sim = SkyBellSimulator(CloudConfig(udp_port=udp_port, **sim_options))
     await sim.start()
     sims.append(sim)
-    settings = SkyBellSettings(base_url=sim.url, api_key=sim.cloud.api_key,
-                               udp_port=udp_port if lan else 0, udp_listen="127.0.0.1",
-                               poll_interval=poll, live_stall_seconds=stall)
-    client = SkyBellClient(sim.url, api_key=sim.cloud.api_key, backoff=0.05, timeout=5)
+    credentials: dict[str, Any] = {"email": sim.config.email, "password": sim.config.password} \
+        if login else {"api_key": sim.cloud.api_key}
+    settings = SkyBellSettings(base_url=sim.url, udp_port=udp_port if lan else 0,
+                               udp_listen="127.0.0.1", poll_interval=poll,
+                               live_stall_seconds=stall, **credentials)
+    client = SkyBellClient(sim.url, backoff=0.05, timeout=5, **credentials)
     backend = SkyBellBackend(settings, client=client)
     return Rig(sim, backend, await bridge_factory([backend]))

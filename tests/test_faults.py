@@ -5,6 +5,7 @@ nothing leaks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.media import media_events
 from tests.skybell_rig import FRONT
-from tests.test_doorbird_media import BELL, open_sockets
+from tests.test_doorbird_media import BELL
 from tests.wsclient import PATIENCE, Client, until
 
 RELAY = f"{BELL}-R1"
@@ -39,7 +40,8 @@ async def rings_within(client: Client, serial: str, seconds: float) -> int:
 
 
 def resources() -> tuple[int, int]:
-    return len(asyncio.all_tasks()), open_sockets()
+    """Tasks, and file descriptors (sockets, files) this process holds."""
+    return len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
 
 
 async def settled(before: tuple[int, int]) -> None:
@@ -59,7 +61,9 @@ DOORBIRD_HTTP_FAULTS = [
     ({"http_status": 500}, "station_connection_timeout"),
     ({"reset": True}, "station_not_connected"),
     ({"garbage": True}, "station_connection_timeout"),
+    ({"malformed_json": True}, "station_connection_timeout"),
     ({"busy": True}, "station_connection_timeout"),
+    ({"offline": True}, "station_not_connected"),
     ({"lockout": True}, "station_not_connected"),
 ]
 
@@ -192,4 +196,71 @@ async def test_a_skybell_ring_during_a_cloud_outage_is_reported_once(skybell_rig
     assert await rings_within(client, FRONT, 6) == 1
     await switch(rig.sim.url, http_status=False)
     assert await rings_within(client, FRONT, 3) == 0  # the cloud's record of it is the same
+    await client.close()
+
+
+async def test_revoked_skybell_tokens_cost_one_new_login_and_no_failed_command(skybell_rig):
+    rig = await skybell_rig(login=True)
+    client = await rig.client()
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
+    logins = rig.sim.cloud.logins
+    await switch(rig.sim.url, tokens_revoked=True)
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+    assert rig.sim.cloud.logins == logins + 1
+
+
+async def test_a_revoked_api_key_is_reported_and_the_bridge_works_again_once_restored(
+        skybell_rig):
+    rig = await skybell_rig()
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await switch(rig.sim.url, api_key_revoked=True)
+    assert await client.error("device.set_property", serialNumber=FRONT, name="chimeTone",
+                              value=3) == "station_not_connected"
+    assert (await client.event("connection error"))["error"]["vendor"] == "skybell"
+    await switch(rig.sim.url, api_key_revoked=False)
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+    await client.close()
+
+
+async def test_expired_skybell_tokens_are_refreshed_without_a_new_login(skybell_rig):
+    rig = await skybell_rig(login=True)
+    client = await rig.client()
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
+    logins, refreshes = rig.sim.cloud.logins, rig.sim.cloud.refreshes
+    await switch(rig.sim.url, tokens_expired=True)
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+    assert (rig.sim.cloud.logins, rig.sim.cloud.refreshes) == (logins, refreshes + 1)
+
+
+async def test_a_slow_cloud_still_answers(skybell_rig):
+    rig = await skybell_rig()
+    client = await rig.client()
+    await switch(rig.sim.url, latency_ms=300)
+    started = time.monotonic()
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+    assert time.monotonic() - started >= 0.3
+
+
+@pytest.mark.parametrize("jump", [-120, 3600])
+async def test_a_skybell_cloud_clock_that_jumps_loses_no_polled_ring(skybell_rig, jump):
+    rig = await skybell_rig(poll=0.3)  # no LAN: the activity feed alone
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await switch(rig.sim.url, clock_jump_s=jump)
+    for _ in range(2):
+        await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/ring")
+        assert await rings_within(client, FRONT, 5) == 1
+    await client.close()
+
+
+async def test_skybells_gone_offline_answer_at_once_and_stream_again_when_back(skybell_rig):
+    rig = await skybell_rig()
+    client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await switch(rig.sim.url, offline=True)
+    started = time.monotonic()
+    assert await client.error("device.start_livestream", serialNumber=FRONT) == \
+        "station_connection_timeout"
+    assert time.monotonic() - started < 3
+    await switch(rig.sim.url, offline=False)
+    await client.ok("device.start_livestream", serialNumber=FRONT)
+    await media_events(client, "video", 3)
     await client.close()

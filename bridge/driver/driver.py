@@ -290,6 +290,7 @@ class Driver:
             log.warning("event for an unknown device", serial=serial, kind=kind)
             return
         event, prop = _PULSES[kind]
+        log.info("device event", serial=serial, kind=kind)  # what a user checks first
         extra = {"person": person} if kind == "person" else {}
         key = (serial, kind)
         if (handle := self._pulses.pop(key, None)) is not None:

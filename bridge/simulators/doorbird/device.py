@@ -99,6 +99,7 @@ STATION_FAULTS = {
     "udp_out_of_order": "each event's packets are followed by the previous event's",
     "udp_garbage": "garbage datagrams go with every event",
     "clock_jump_s": "the station's clock runs this many seconds off (packet timestamps)",
+    "offline": "the station is unreachable (connections die unanswered) until cleared",
 }
 
 
@@ -191,7 +192,8 @@ class DoorBirdDevice:
     # ------------------------------------------------------------------ availability
     @property
     def reachable(self) -> bool:
-        return not self.offline and time.monotonic() >= self.rebooting_until
+        return not self.offline and time.monotonic() >= self.rebooting_until \
+            and not self.faults.get("offline")
 
     @property
     def busy(self) -> bool:

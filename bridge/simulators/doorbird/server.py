@@ -511,7 +511,11 @@ class DoorBirdSimulator:
 
     async def sim_faults(self, request: web.Request) -> web.Response:
         """``/_sim/faults`` (see bridge/simulators/faults.py)."""
+        offline = bool(self.device.faults.get("offline"))
         answer = await self.device.faults.handle(request)
+        if self.device.faults.get("offline") and not offline:
+            self.device.go_offline()  # its streams end too
+            self.device.offline = False  # back as soon as the fault clears
         for listener in tuple(self.device.fault_listeners):
             listener()
         return answer

@@ -175,7 +175,9 @@ class Trigger:
 CLOUD_FAULTS = {
     "tokens_revoked": "every token given so far is forgotten (refresh tokens too): only a new "
                       "login gets in",
+    "tokens_expired": "every access token given so far expires (a refresh gets a new one)",
     "api_key_revoked": "the API key is refused with 401",
+    "offline": "every doorbell is offline (599) until this is cleared",
     "clock_jump_s": "the cloud's clock runs this many seconds off (activity times)",
 }
 

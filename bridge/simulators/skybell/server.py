@@ -475,12 +475,19 @@ class SkyBellSimulator:
         return web.json_response({"ok": True})
 
     async def sim_faults(self, request: web.Request) -> web.Response:
-        """``/_sim/faults`` (see bridge/simulators/faults.py); revoking tokens takes effect
-        when it is switched on."""
-        revoked = bool(self.cloud.faults.get("tokens_revoked"))
-        answer = await self.cloud.faults.handle(request)
-        if self.cloud.faults.get("tokens_revoked") and not revoked:
+        """``/_sim/faults`` (see bridge/simulators/faults.py); revoking or expiring tokens
+        takes effect when it is switched on, ``offline`` both ways."""
+        faults = self.cloud.faults
+        before = {name: bool(faults.get(name)) for name in ("tokens_revoked", "tokens_expired",
+                                                            "offline")}
+        answer = await faults.handle(request)
+        if faults.get("tokens_revoked") and not before["tokens_revoked"]:
             self.cloud.revoke_tokens()
+        if faults.get("tokens_expired") and not before["tokens_expired"]:
+            self.cloud.expire_tokens()
+        if bool(faults.get("offline")) != before["offline"]:
+            for device in self.cloud.devices.values():
+                self.cloud.set_online(device, not faults.get("offline"))
         return answer
 
     async def sim_live(self, request: web.Request) -> web.Response:
