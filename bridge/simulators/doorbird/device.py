@@ -305,20 +305,20 @@ class DoorBirdDevice:
         now = time.time()
         self.last_ring = now
         self.ring_count += 1
-        self.history["doorbell"].append((now, self.camera.jpeg(now, visitor=True)))
         log.info("ring", doorbell=doorbell)
-        await self._event(str(doorbell), "doorbell", "doorbell", str(doorbell), int(now))
+        await self._event(str(doorbell), "doorbell", "doorbell", str(doorbell), now)
 
     async def motion(self) -> None:
         now = time.time()
-        self.history["motionsensor"].append((now, self.camera.jpeg(now, visitor=True)))
         log.info("motion")
-        await self._event("motion", "motionsensor", "motion", "", int(now))
+        await self._event("motion", "motionsensor", "motion", "", now)
 
     async def _event(self, udp_event: str, monitor_name: str, schedule_input: str,
-                     schedule_param: str, timestamp: int) -> None:
+                     schedule_param: str, moment: float) -> None:
+        """The packets go first, as from a real station: the picture is taken after."""
         self._send_event_packets(udp_event,
-                                 timestamp + int(self.faults.get("clock_jump_s", 0)))
+                                 int(moment) + int(self.faults.get("clock_jump_s", 0)))
+        self.history[monitor_name].append((moment, self.camera.jpeg(moment, visitor=True)))
         self._monitor_pulse(monitor_name)
         await self._run_schedules(schedule_input, schedule_param)
 

@@ -350,6 +350,8 @@ class SkyBellCloud:
     def event(self, device: SimDevice, kind: str, *, person: bool = False) -> dict[str, Any]:
         """A doorbell press, a motion or a live view ("lstream"): the activity, the LAN
         packet (presses and motions only) and the webhooks; the clip follows shortly."""
+        if kind != "lstream":  # the doorbell's LAN packet goes out first, the upload after
+            self._send_lan(device, kind)
         now = time.time() + float(self.faults.get("clock_jump_s", 0))
         preview = self.snapshot(device)
         activity: dict[str, Any] = {
@@ -371,7 +373,6 @@ class SkyBellCloud:
             self.fire(device, kind, {"detail": {"state": "lstream",
                                                 "device": device.device_id}})
         else:
-            self._send_lan(device, kind)
             self.fire(device, kind, {"date_time": activity["event_time"],
                                      "preview": activity["image"],
                                      "activity_id": activity["activity_id"]})
