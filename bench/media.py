@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -288,6 +289,36 @@ class Watcher:
         return watcher
 
 
+async def bridge_state(url: str) -> dict[str, Any]:
+    """The bridge's state, as a listening client receives it."""
+    async with websockets.connect(url) as probe:
+        await probe.recv()
+        await probe.send('{"command":"set_api_schema","schemaVersion":21}')
+        await probe.recv()
+        await probe.send('{"messageId":"s","command":"start_listening"}')
+        return orjson.loads(await probe.recv())["result"]["state"]
+
+
+async def relay_percent(url: str, serial: str, pid: int, seconds: float,
+                        watchers: list[Watcher], clients: int, label: str) -> float:
+    """The bridge's CPU (percent of one core) while ``clients`` watch ``serial`` (watchers
+    are added to ``watchers`` as needed, and each has had a second of video first)."""
+    while len(watchers) < clients:
+        watchers.append(await Watcher.start(url, serial))
+    async with asyncio.timeout(60):
+        while min(w.frames for w in watchers) < 15:
+            await asyncio.sleep(0.1)
+    start_cpu, start = cpu_seconds(pid), time.perf_counter()
+    before = sum(w.frames for w in watchers)
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - start
+    percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
+    frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
+    print(f"{label} to {clients} client(s): bridge CPU {percent:.1f} % of one core, "
+          f"{frames:.1f} frames/s per client")
+    return percent
+
+
 async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, float]:
     """The bridge's CPU (percent of one core) relaying a 720p stream to 1, then 10 clients;
     the browsers' figures go into ``figures``."""
@@ -316,29 +347,12 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
             await wait_for_port(http)
             await wait_for_port(bridge_port)
             url = f"ws://127.0.0.1:{bridge_port}"
-            async with websockets.connect(url) as probe:
-                await probe.recv()
-                await probe.send('{"command":"set_api_schema","schemaVersion":21}')
-                await probe.recv()
-                await probe.send('{"messageId":"s","command":"start_listening"}')
-                state = orjson.loads(await probe.recv())["result"]["state"]
-            serial = state["stations"][0]  # a DoorBird's doorbell shares its station's serial
+            # a DoorBird's doorbell shares its station's serial
+            serial = (await bridge_state(url))["stations"][0]
             results = []
             for clients in (1, 10):
-                while len(watchers) < clients:
-                    watchers.append(await Watcher.start(url, serial))
-                async with asyncio.timeout(60):
-                    while min(w.frames for w in watchers) < 12:
-                        await asyncio.sleep(0.1)
-                start_cpu, start = cpu_seconds(bridge.pid), time.perf_counter()
-                before = sum(w.frames for w in watchers)
-                await asyncio.sleep(seconds)
-                elapsed = time.perf_counter() - start
-                percent = (cpu_seconds(bridge.pid) - start_cpu) / elapsed * 100
-                frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
-                print(f"relay to {clients} client(s): bridge CPU {percent:.1f} % of one core, "
-                      f"{frames:.1f} frames/s per client")
-                results.append(percent)
+                results.append(await relay_percent(url, serial, bridge.pid, seconds, watchers,
+                                                   clients, "relay"))
             for watcher in watchers:  # the browsers are measured alone
                 watcher.reader.cancel()
                 await watcher.ws.close()
@@ -385,12 +399,7 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
             await wait_for_port(cloud_port)
             await wait_for_port(bridge_port)
             url = f"ws://127.0.0.1:{bridge_port}"
-            async with websockets.connect(url) as probe:
-                await probe.recv()
-                await probe.send('{"command":"set_api_schema","schemaVersion":21}')
-                await probe.recv()
-                await probe.send('{"messageId":"s","command":"start_listening"}')
-                serial = orjson.loads(await probe.recv())["result"]["state"]["devices"][0]
+            serial = (await bridge_state(url))["devices"][0]
             started = time.perf_counter()
             watchers.append(await Watcher.start(url, serial))
             async with asyncio.timeout(60):
@@ -401,19 +410,8 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
                   f"after start_livestream")
             for clients, name in ((1, "skybell_cpu_percent_1_client"),
                                   (10, "skybell_cpu_percent_10_clients")):
-                while len(watchers) < clients:
-                    watchers.append(await Watcher.start(url, serial))
-                async with asyncio.timeout(60):
-                    while min(w.frames for w in watchers) < 15:
-                        await asyncio.sleep(0.1)
-                start_cpu, start = cpu_seconds(bridge.pid), time.perf_counter()
-                before = sum(w.frames for w in watchers)
-                await asyncio.sleep(seconds)
-                elapsed = time.perf_counter() - start
-                figures[name] = (cpu_seconds(bridge.pid) - start_cpu) / elapsed * 100
-                frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
-                print(f"SkyBell relay to {clients} client(s): bridge CPU {figures[name]:.1f} % "
-                      f"of one core, {frames:.1f} frames/s per client")
+                figures[name] = await relay_percent(url, serial, bridge.pid, seconds, watchers,
+                                                    clients, "SkyBell relay")
         finally:
             for watcher in watchers:
                 watcher.reader.cancel()
