@@ -289,6 +289,33 @@ class Watcher:
         return watcher
 
 
+async def stop_watching(watchers: list[Watcher]) -> None:
+    for watcher in watchers:
+        watcher.reader.cancel()
+        await watcher.ws.close()
+    watchers.clear()
+
+
+def stop_processes(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bridge_env(port: int, data: str, rtsp_port: int, **backends: object) -> dict[str, str]:
+    """The environment of a bridge of its own (none of this shell's settings) with the given
+    backend sections."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
+    env.update({"EUFY_BRIDGE_SERVER__PORT": str(port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
+                "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(rtsp_port)})
+    env.update({f"EUFY_BRIDGE_{name.upper()}": orjson.dumps(section).decode()
+                for name, section in backends.items()})
+    return env
+
+
 async def bridge_state(url: str) -> dict[str, Any]:
     """The bridge's state, as a listening client receives it."""
     async with websockets.connect(url) as probe:
@@ -332,14 +359,9 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
          "--event-port", str(event), "--device-type", "DoorBird D2101V"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as data:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
-        env.update({
-            "EUFY_BRIDGE_SERVER__PORT": str(bridge_port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
-            "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(relay_port),
-            "EUFY_BRIDGE_DOORBIRD": orjson.dumps([{
-                "host": f"127.0.0.1:{http}", "username": user, "password": password,
-                "event_ports": [event], "listen_host": "127.0.0.1",
-                "rtsp_port": rtsp}]).decode()})
+        env = bridge_env(bridge_port, data, relay_port, doorbird=[{
+            "host": f"127.0.0.1:{http}", "username": user, "password": password,
+            "event_ports": [event], "listen_host": "127.0.0.1", "rtsp_port": rtsp}])
         bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         watchers: list[Watcher] = []
@@ -353,25 +375,15 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
             for clients in (1, 10):
                 results.append(await relay_percent(url, serial, bridge.pid, seconds, watchers,
                                                    clients, "relay"))
-            for watcher in watchers:  # the browsers are measured alone
-                watcher.reader.cancel()
-                await watcher.ws.close()
-            watchers.clear()
+            await stop_watching(watchers)  # the browsers are measured alone
             figures.update(await browsers(f"http://127.0.0.1:{bridge_port}", serial,
                                           bridge.pid, seconds))
             figures.update(await rtsp_players(f"rtsp://127.0.0.1:{relay_port}/{serial}",
                                               bridge.pid, seconds))
             return results[0], results[1]
         finally:
-            for watcher in watchers:
-                watcher.reader.cancel()
-                await watcher.ws.close()
-            for process in (bridge, simulator):
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            await stop_watching(watchers)
+            stop_processes(bridge, simulator)
 
 
 async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
@@ -385,13 +397,8 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
          str(free_port(socket.SOCK_DGRAM))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as data:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
-        env.update({
-            "EUFY_BRIDGE_SERVER__PORT": str(bridge_port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
-            "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(relay_port),
-            "EUFY_BRIDGE_SKYBELL": orjson.dumps([{
-                "api_key": api_key, "base_url": f"http://127.0.0.1:{cloud_port}",
-                "udp_port": 0}]).decode()})
+        env = bridge_env(bridge_port, data, relay_port, skybell=[{
+            "api_key": api_key, "base_url": f"http://127.0.0.1:{cloud_port}", "udp_port": 0}])
         bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         watchers: list[Watcher] = []
@@ -413,15 +420,8 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
                 figures[name] = await relay_percent(url, serial, bridge.pid, seconds, watchers,
                                                     clients, "SkyBell relay")
         finally:
-            for watcher in watchers:
-                watcher.reader.cancel()
-                await watcher.ws.close()
-            for process in (bridge, simulator):
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            await stop_watching(watchers)
+            stop_processes(bridge, simulator)
 
 
 def main() -> None:
