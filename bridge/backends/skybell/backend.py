@@ -49,6 +49,9 @@ from bridge.webapp import serve
 log = structlog.get_logger(component="backend.skybell")
 
 POLL_OVERLAP_MS = 5 * 60_000
+CLOCK_SLACK_MS = 60_000
+"""How far the cursor may be ahead of the cloud's clock (read from whole-second ``Date``
+headers) before the clock counts as set back."""
 AUTH_RETRY_SECONDS = 300.0
 WEBHOOK_EVENTS = ["doorbell", "motion", "availability", "telemetry"]
 TOKEN_HEADER = "x-eufy-bridge-token"
@@ -106,14 +109,14 @@ class SkyBellBackend(Backend):
         self.led_colors = {str(d): c for d, c in colors.items() if isinstance(c, str)
                            and cloud_settings.LED_COLOR.match(c)} \
             if isinstance(colors, dict) else {}
-        if self.ledger.cursor_ms is None:
-            self.ledger.cursor_ms = int(time.time() * 1000)  # nothing before the first start
         self.client.load_tokens()
         try:
             await self._discover()
             self._cloud_ok = True
         except SkyBellError as exc:
             self._report(exc)
+        if self.ledger.cursor_ms is None:  # nothing before the first start, by the cloud's clock
+            self.ledger.cursor_ms = self.client.cloud_now_ms()
         await self._start_lan()
         if self.settings.webhook_url:
             try:
@@ -310,7 +313,8 @@ class SkyBellBackend(Backend):
                      *, person: bool = False, preview: str | None = None) -> None:
         if kind not in ("doorbell", "motion"):
             return
-        if self.ledger.cloud(device_id, kind, activity_id, time_ms):
+        local_ms = time_ms - self.client.clock_offset_ms  # the cloud's clock may be off
+        if self.ledger.cloud(device_id, kind, activity_id, local_ms):
             self._event(device_id, kind, person=person, preview=preview)
         elif person:  # a LAN motion came first; the cloud adds that it was a person
             self._event(device_id, "person", person=True, preview=preview)
@@ -350,10 +354,22 @@ class SkyBellBackend(Backend):
                                               entities.online(summary))
 
     async def poll(self) -> None:
-        """Read activities since the cursor (with an overlap) and report the new ones."""
-        since = (self.ledger.cursor_ms or 0) - POLL_OVERLAP_MS
-        rows = await self.client.activities(start=since, nopreviews=1)
+        """Read activities since the cursor (with an overlap) and report the new ones.
+
+        The cursor is the cloud's time and never runs ahead of the cloud's own clock: when
+        that clock is set back, reading resumes from its new now (the ids keep activities
+        read before from coming back), rather than from a moment it will not reach again
+        for as long as it was set back."""
+        cursor = self.ledger.cursor_ms
+        cloud_now = self.client.cloud_now_ms()
+        if cursor is None or cursor > cloud_now + CLOCK_SLACK_MS:
+            if cursor is not None:
+                log.warning("the SkyBell cloud's clock went back; polling from its new now",
+                            seconds=round((cursor - cloud_now) / 1000))
+            cursor = cloud_now
+        rows = await self.client.activities(start=cursor - POLL_OVERLAP_MS, nopreviews=1)
         self._cloud_ok = True
+        newest = cursor
         for row in sorted(rows, key=lambda r: r.get("event_time", 0)):
             device_id, activity_id = row.get("device_id"), row.get("activity_id")
             if not device_id or not activity_id:
@@ -362,7 +378,8 @@ class SkyBellBackend(Backend):
             person = "person" in (row.get("edge_tags") or [])
             self._cloud_event(device_id, str(row.get("event_type")), str(activity_id),
                               time_ms, person=person)
-            self.ledger.advance(time_ms)
+            newest = max(newest, time_ms)
+        self.ledger.cursor_ms = min(newest, self.client.cloud_now_ms() + CLOCK_SLACK_MS)
         self._save()
 
     # ------------------------------------------------------------------ webhooks

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -73,6 +75,9 @@ class SkyBellClient:
         self.logins = 0
         self.requests = 0
         self.errors = 0
+        self.clock_offset_ms = 0
+        """The cloud's clock less ours, from the last answer's ``Date`` (whole seconds):
+        activity times are the cloud's, LAN packets are timed by ours."""
 
     # ------------------------------------------------------------------ session
     def _http(self) -> aiohttp.ClientSession:
@@ -227,10 +232,25 @@ class SkyBellClient:
                         json: Any, headers: dict[str, str]) -> tuple[int, Any]:
         async with self._http().request(method, url, params=params, json=json,
                                         headers=headers) as response:
+            self._note_clock(response.headers.get("Date"))
             try:
                 return response.status, await response.json(content_type=None)
             except ValueError:
                 return response.status, None
+
+    def _note_clock(self, date: str | None) -> None:
+        if not date:
+            return
+        try:
+            moment = parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return  # no usable Date: the last offset stands
+        cloud = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        self.clock_offset_ms = round((cloud - time.time()) * 1000)
+
+    def cloud_now_ms(self) -> int:
+        """Now, by the cloud's clock."""
+        return int(time.time() * 1000) + self.clock_offset_ms
 
     # ------------------------------------------------------------------ the API
     async def devices(self) -> list[dict[str, Any]]:

@@ -15,6 +15,9 @@ from typing import Any
 
 MATCH_WINDOW_MS = 20_000
 MEMORY_MS = 15 * 60_000
+ACTIVITY_IDS = 2000
+"""Activity ids remembered, however old: a poll may read back far further than an overlap when
+the cloud's clock was set back, and an id is what tells an old activity from a new one."""
 
 
 @dataclass
@@ -39,8 +42,9 @@ class EventLedger:
 
     def __init__(self) -> None:
         self.seen: list[Seen] = []
-        self.activity_ids: set[str] = set()
+        self.activity_ids: dict[str, None] = {}  # oldest first
         self.cursor_ms: int | None = None
+        """How far polling has read, by the cloud's clock."""
 
     def lan(self, device_id: str, kind: str, now_ms: int | None = None) -> bool:
         """A LAN packet: new unless a cloud event of it was already reported."""
@@ -55,10 +59,15 @@ class EventLedger:
         return True
 
     def cloud(self, device_id: str, kind: str, activity_id: str, time_ms: int) -> bool:
-        """A webhook or polled activity: new unless its id or its LAN twin was reported."""
+        """A webhook or polled activity: new unless its id or its LAN twin was reported.
+
+        ``time_ms`` is the activity's time by our clock (the cloud's may be off), so that it
+        can be matched with a LAN packet's."""
         if activity_id in self.activity_ids:
             return False
-        self.activity_ids.add(activity_id)
+        self.activity_ids[activity_id] = None
+        while len(self.activity_ids) > ACTIVITY_IDS:
+            del self.activity_ids[next(iter(self.activity_ids))]
         self._forget(int(time.time() * 1000))
         for entry in self.seen:
             if (entry.device_id, entry.kind) == (device_id, kind) and entry.lan \
@@ -69,17 +78,12 @@ class EventLedger:
         self.seen.append(Seen(device_id, kind, time_ms, False, activity_id))
         return True
 
-    def advance(self, time_ms: int) -> None:
-        self.cursor_ms = max(self.cursor_ms or 0, time_ms)
-
     def _forget(self, now_ms: int) -> None:
         self.seen = [e for e in self.seen if now_ms - e.time_ms < MEMORY_MS]
 
     def to_json(self) -> dict[str, Any]:
-        # A poll reads back at most MEMORY_MS, so the ids of remembered events are enough.
-        self.activity_ids = {e.activity_id for e in self.seen if e.activity_id}
         return {"cursor_ms": self.cursor_ms, "seen": [e.as_json() for e in self.seen],
-                "ids": sorted(self.activity_ids)}
+                "ids": list(self.activity_ids)}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> EventLedger:
@@ -89,5 +93,7 @@ class EventLedger:
             ledger.seen = [Seen.from_json(e) for e in raw.get("seen", [])]
         except (KeyError, TypeError, ValueError):
             ledger.seen = []
-        ledger.activity_ids = {str(i) for i in raw.get("ids", [])}
+        ids = raw.get("ids")
+        ledger.activity_ids = dict.fromkeys(str(i) for i in ids[-ACTIVITY_IDS:]) \
+            if isinstance(ids, list) else {}
         return ledger

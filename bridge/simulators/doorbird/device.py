@@ -144,6 +144,8 @@ class DoorBirdDevice:
         self.light_log: list[float] = []
         self.last_ring = 0.0
         self.ring_count = 0
+        self.packets_sent_at: float | None = None
+        """When the last event's UDP packets went out (None: none did), for latency figures."""
         self.failures: deque[float] = deque()
         self.locked_until = 0.0
         self.busy_until = 0.0
@@ -323,6 +325,7 @@ class DoorBirdDevice:
         await self._run_schedules(schedule_input, schedule_param)
 
     def _send_event_packets(self, event: str, timestamp: int) -> None:
+        self.packets_sent_at = None
         if self._udp is None or not self.reachable:
             return
         key = packets.notification_key(self.config.notification_key)
@@ -349,6 +352,7 @@ class DoorBirdDevice:
         for datagram in outgoing:
             for port in self.config.event_ports:
                 self._udp.sendto(datagram, (self.config.event_host, port))
+        self.packets_sent_at = time.time()
 
     def _monitor_pulse(self, name: str) -> None:
         self.states[name] = "H"

@@ -490,7 +490,7 @@ class DoorBirdSimulator:
         except ValueError:
             return web.Response(status=400, text="n is a doorbell number")
         await self.device.ring(doorbell)
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "sent_at": self.device.packets_sent_at})
 
     async def sim_motion(self, request: web.Request) -> web.Response:
         await self.device.motion()

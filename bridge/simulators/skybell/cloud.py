@@ -11,6 +11,7 @@ import hmac
 import json
 import random
 import secrets
+import socket
 import ssl
 import time
 import uuid
@@ -65,6 +66,8 @@ class SimDevice:
     last_seen: float = field(default_factory=time.time)
     """Its last telemetry check-in."""
     last_event_ms: int | None = None
+    packet_sent_at: float | None = None
+    """When its last event's LAN packet went out (None: none did), for latency figures."""
     booted: float = field(default_factory=time.time)
     reboots: int = 0
     tones_played: list[str] = field(default_factory=list)
@@ -178,7 +181,8 @@ CLOUD_FAULTS = {
     "tokens_expired": "every access token given so far expires (a refresh gets a new one)",
     "api_key_revoked": "the API key is refused with 401",
     "offline": "every doorbell is offline (599) until this is cleared",
-    "clock_jump_s": "the cloud's clock runs this many seconds off (activity times)",
+    "clock_jump_s": "the cloud's clock runs this many seconds off (activity times and "
+                    "every answer's Date)",
 }
 
 
@@ -352,7 +356,7 @@ class SkyBellCloud:
         packet (presses and motions only) and the webhooks; the clip follows shortly."""
         if kind != "lstream":  # the doorbell's LAN packet goes out first, the upload after
             self._send_lan(device, kind)
-        now = time.time() + float(self.faults.get("clock_jump_s", 0))
+        now = self.clock()
         preview = self.snapshot(device)
         activity: dict[str, Any] = {
             "event_time": int(now * 1000), "created_at": _iso(now),
@@ -379,24 +383,27 @@ class SkyBellCloud:
         self._tasks.spawn(self._video_ready(device, activity))
         return activity
 
+    def clock(self) -> float:
+        """The cloud's clock: the machine's, or off by the ``clock_jump_s`` fault."""
+        return time.time() + float(self.faults.get("clock_jump_s", 0))
+
     def _send_lan(self, device: SimDevice, kind: str) -> None:
+        """The doorbell's LAN packet, from its own address, at once: nothing the cloud does
+        for the event comes before it (a plain non-blocking datagram socket; UDP may drop)."""
+        device.packet_sent_at = None
         if not self.config.udp_port:
             return
         packet = lan.BUTTON_PRESSED if kind == "doorbell" else lan.MOTION
-        self._tasks.spawn(self._udp_from(device.ip_address, packet))
-
-    async def _udp_from(self, address: str, packet: bytes) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=(address, 0), allow_broadcast=True)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                sock.bind((device.ip_address, 0))
+                sock.sendto(packet, (self.config.udp_host, self.config.udp_port))
         except OSError as exc:
-            log.info("cannot send a LAN packet", source=address, error=str(exc))
+            log.info("cannot send a LAN packet", source=device.ip_address, error=str(exc))
             return
-        try:
-            transport.sendto(packet, (self.config.udp_host, self.config.udp_port))
-        finally:
-            transport.close()
+        device.packet_sent_at = time.time()
 
     async def _video_ready(self, device: SimDevice, activity: dict[str, Any]) -> None:
         """The clip is uploaded: the row says so and the webhook "vready" fires.

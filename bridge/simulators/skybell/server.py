@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 import structlog
@@ -80,6 +81,7 @@ class SkyBellSimulator:
         app = web.Application(middlewares=[
             self._count, http_faults(self.cloud.faults, lambda r: r.path.startswith(API)),
             self._auth])
+        app.on_response_prepare.append(self._date)
         routes: list[tuple[str, str, Handler]] = [
             ("POST", "/login", self.login), ("PUT", "/token", self.token),
             ("GET", "/logout", self.logout), ("GET", "/user", self.user),
@@ -143,6 +145,10 @@ class SkyBellSimulator:
             await self._runner.cleanup()
 
     # ------------------------------------------------------------------ middlewares
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer's ``Date`` is by the cloud's clock, set back or ahead with it."""
+        response.headers["Date"] = formatdate(self.cloud.clock(), usegmt=True)
+
     @web.middleware
     async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(API):
@@ -462,7 +468,8 @@ class SkyBellSimulator:
             return web.json_response({"ok": True})
         kind = "doorbell" if action == "ring" else "motion"
         activity = self.cloud.event(device, kind, person=action == "person")
-        return web.json_response({"ok": True, "activity_id": activity["activity_id"]})
+        return web.json_response({"ok": True, "activity_id": activity["activity_id"],
+                                  "sent_at": device.packet_sent_at})
 
     async def sim_expire(self, request: web.Request) -> web.Response:
         self.cloud.expire_tokens()
