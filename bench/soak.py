@@ -1,15 +1,19 @@
 """Soak benchmark: a busy house for a while, and whether the bridge kept up and lost nothing.
 
-A bridge runs the demo house (a simulated DoorBird and SkyBell account) in its own process.
+A simulated DoorBird and a simulated SkyBell account with two doorbells run in processes of
+their own, as a house's devices are machines of their own, and a bridge for them in another.
 This process then, for ``--minutes``:
 
 - keeps ``--clients`` eufy clients connected, each sending a mixed command about every second
   (reads of state, properties, commands and stream status, and a SkyBell setting written back
   with its own value) and timing every answer;
-- rings a doorbell every few seconds through the demo's controls, rotating over the three
-  doorbells slowly enough that no ring can merge with the one before (pulses last 5 s; a
-  SkyBell's LAN and cloud reports of one ring merge within 20 s), and times how long each ring
-  takes to reach the last listening client;
+- rings a doorbell every few seconds through its simulator's control hook, rotating over the
+  three doorbells slowly enough that no ring can merge with the one before (pulses last 5 s; a
+  SkyBell's LAN and cloud reports of one ring merge within 20 s), and times each ring from the
+  moment its packets left the simulated device (the hook answers it) to the moment its bytes
+  reached the last listening client's socket. One process hosts every client and parses their
+  copies one after another, so the time until the last copy was handled here is printed too,
+  on the line before the figures;
 - keeps one live stream per camera open to a few of those clients, and two RTSP players
   (PyAV) reading a camera from the bridge's RTSP server;
 - drops and reopens one extra connection every second;
@@ -28,11 +32,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
-import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -48,6 +50,8 @@ import av
 import numpy as np
 import orjson
 import websockets
+from harness import bridge_env, free_port, open_fds, rss_megabytes, stop_processes, wait_for_port
+from websockets.asyncio.client import ClientConnection
 
 RING_EVERY = 3.0
 """Seconds between rings (of the next doorbell in turn)."""
@@ -57,35 +61,37 @@ WATCHERS_PER_CAMERA = 3
 RTSP_PLAYERS = 2
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_megabytes(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 class Tally:
     """What every client saw."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.errors: list[str] = []
-        self.rings: dict[tuple[str, int], dict[int, float]] = {}  # (serial, n) -> client -> t
+        # (serial, n) -> client -> (moment its bytes arrived, moment it was handled)
+        self.rings: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
 
     def error(self, what: str) -> None:
         if len(self.errors) < 20:
             print(f"error: {what}", flush=True)
         self.errors.append(what)
+
+
+class StampedConnection(ClientConnection):
+    """A client connection that notes when the bytes of each ring reach its socket.
+
+    One process hosts every client, so a ring's hundredth copy is parsed and dispatched only
+    after the ninety-nine before it; the moment its bytes arrive is when the bridge delivered
+    it. Both moments are kept: arrival is the bridge's fan-out, handling adds this process's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ring_arrivals: collections.deque[float] = collections.deque(maxlen=64)
+
+    def data_received(self, data: bytes) -> None:
+        if b'"rings"' in data:
+            self.ring_arrivals.extend([time.time()] * data.count(b'"rings"'))
+        super().data_received(data)
 
 
 class Client:
@@ -101,12 +107,13 @@ class Client:
         self.reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> dict[str, Any]:
-        self.ws = await websockets.connect(self.url, max_size=None, ping_interval=None)
+        self.ws = await websockets.connect(self.url, max_size=None, ping_interval=None,
+                                           create_connection=StampedConnection)
         await self.ws.recv()
         self.reader = asyncio.ensure_future(self.read())
         await self.command("set_api_schema", schemaVersion=21)
         state = await self.command("start_listening")
-        self.listening_since = time.monotonic()
+        self.listening_since = time.time()
         return state["result"]["state"]
 
     async def read(self) -> None:
@@ -129,7 +136,12 @@ class Client:
             pass
 
     def event(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "rings" or event.get("state") is not True:
+        if event.get("event") != "rings":
+            return
+        handled = time.time()
+        arrivals = self.ws.ring_arrivals
+        arrived = arrivals.popleft() if arrivals else handled
+        if event.get("state") is not True:
             return
         serial = event["serialNumber"]
         number = self.rings.get(serial)
@@ -138,7 +150,7 @@ class Client:
         seen = self.tally.rings.setdefault((serial, number), {})
         if self.index in seen:
             self.tally.error(f"client {self.index} got ring {number} of {serial} twice")
-        seen[self.index] = time.monotonic()
+        seen[self.index] = (arrived, handled)
 
     async def command(self, command: str, **params: Any) -> dict[str, Any]:
         message_id = f"{command}-{next(self.ids)}"
@@ -184,10 +196,14 @@ async def chatter(client: Client, state: dict[str, Any], skybells: list[str], ta
         await asyncio.sleep(0.5 + random.random())
 
 
-async def ring(http: aiohttp.ClientSession, base: str, serial: str) -> None:
-    async with http.post(f"{base}/demo/ring", params={"serial": serial}) as response:
-        if response.status != 200:
-            raise RuntimeError(f"demo ring answered {response.status}")
+async def ring(http: aiohttp.ClientSession, hook: str) -> float:
+    """Ring through a simulated device's own control hook; the wall-clock moment its event
+    packets left it."""
+    async with http.post(hook) as response:
+        answer = await response.json()
+        if response.status != 200 or answer.get("sent_at") is None:
+            raise RuntimeError(f"{hook} answered {response.status}: {answer}")
+        return float(answer["sent_at"])
 
 
 def play_rtsp(url: str, stop: threading.Event, frames: list[int], failures: list[str]) -> None:
@@ -205,27 +221,47 @@ def play_rtsp(url: str, stop: threading.Event, frames: list[int], failures: list
 
 
 async def soak(clients: int, minutes: float) -> dict[str, float]:
-    port, rtsp = free_port(), free_port()
+    """A simulated DoorBird and a simulated SkyBell account with two doorbells, each in its own
+    process as the devices of a house are on machines of their own, and a bridge for them."""
+    bird_http, bird_rtsp, bird_udp = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    cloud, lan, port, rtsp = free_port(), free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    user, password, api_key = "soaku00001", "soak-password", "soak-skybell-key"
+    simulators = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port",
+             str(bird_http), "--rtsp-port", str(bird_rtsp), "--user", user, "--password",
+             password, "--event-port", str(bird_udp), "--device-type", "DoorBird D2101V",
+             "--relays", "1,2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "bridge", "simulate", "skybell", "--port", str(cloud),
+             "--api-key", api_key, "--devices", "2", "--udp-port", str(lan)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     with tempfile.TemporaryDirectory() as data:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
-        env.update({"EUFY_BRIDGE_MEDIA__RTSP_PORT": str(rtsp),
-                    "EUFY_BRIDGE_LOG__LEVEL": "warn"})
-        bridge = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "--demo", "--visitors", "0", "--port", str(port),
-             "--data-dir", data], env=env, stdout=subprocess.DEVNULL)
+        env = bridge_env(port, data, rtsp, doorbird=[{
+            "host": f"127.0.0.1:{bird_http}", "username": user, "password": password,
+            "event_ports": [bird_udp], "listen_host": "127.0.0.1", "rtsp_port": bird_rtsp}],
+            skybell=[{"api_key": api_key, "base_url": f"http://127.0.0.1:{cloud}",
+                      "poll_interval": 10, "udp_port": lan, "udp_listen": "127.0.0.1"}])
+        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
+                                  stdout=subprocess.DEVNULL)
         try:
-            return await drive(bridge, port, rtsp, clients, minutes)
+            for waited in (bird_http, cloud, port):
+                await wait_for_port(waited, 60)
+            async with aiohttp.ClientSession() as http, \
+                    http.get(f"http://127.0.0.1:{cloud}/_sim/state") as answer:
+                sim = await answer.json()
+            hooks = {d["serial"]: f"http://127.0.0.1:{cloud}/_sim/devices/{device_id}/ring"
+                     for device_id, d in sim["devices"].items()}
+            bird = f"http://127.0.0.1:{bird_http}/_sim/ring?n=1"
+            return await drive(bridge, port, rtsp, clients, minutes, hooks, bird)
         finally:
-            bridge.send_signal(signal.SIGTERM)
-            try:
-                bridge.wait(15)
-            except subprocess.TimeoutExpired:
-                bridge.kill()
+            stop_processes(bridge, *simulators)
 
 
 async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: int,
-                minutes: float) -> dict[str, float]:
-    url, base = f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
+                minutes: float, hooks: dict[str, str], bird: str) -> dict[str, float]:
+    """``hooks``: each SkyBell's ring hook by serial; ``bird``: the DoorBird's."""
+    url = f"ws://127.0.0.1:{port}"
     async with asyncio.timeout(60):
         while True:
             try:
@@ -282,8 +318,8 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
                     if now - last_ring.get(serial, -1e9) >= gap:
                         rings[serial] = rings.get(serial, 0) + 1
                         last_ring[serial] = now
-                        rung.append((serial, rings[serial], time.monotonic()))
-                        await ring(http, base, serial)
+                        sent = await ring(http, hooks.get(serial, bird))
+                        rung.append((serial, rings[serial], sent))
                         break
                 next_ring += RING_EVERY
             extra = Client(-1, url, Tally(), {})  # a connection opened and dropped
@@ -309,14 +345,16 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
         for watcher in crowd[index * WATCHERS_PER_CAMERA:(index + 1) * WATCHERS_PER_CAMERA]:
             if watcher.video_frames < 10:
                 tally.error(f"a client watching {camera} got {watcher.video_frames} frames")
-    lost, fanout = 0, []
+    lost, fanout, first, handled = 0, [], [], []
     for serial, number, moment in rung:
         seen = tally.rings.get((serial, number), {})
         expected = [c for c in crowd if c.listening_since < moment]
         missing = [c for c in expected if c.index not in seen]
         lost += len(missing)
         if seen:
-            fanout.append(max(seen.values()) - moment)
+            fanout.append(max(a for a, _ in seen.values()) - moment)
+            first.append(min(a for a, _ in seen.values()) - moment)
+            handled.append(max(h for _, h in seen.values()) - moment)
     await asyncio.gather(*(c.close() for c in crowd))
     await asyncio.sleep(2)
     fds = open_fds(bridge.pid)
@@ -327,6 +365,10 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
           f"{len(rung)} rings, {churned} connections opened and dropped, RTSP frames "
           f"{[f[0] for f in player_frames]}, memory {memory[0][1]:.0f} -> "
           f"{memory[-1][1]:.0f} MB", flush=True)
+    if fanout:
+        print(f"ring to first client p50/p99 {ms(first, 50)}/{ms(first, 99)} ms, to last client "
+              f"{ms(fanout, 50)}/{ms(fanout, 99)} ms, handled by the last client "
+              f"{ms(handled, 50)}/{ms(handled, 99)} ms", flush=True)
     return {
         "p50_ms": statistics.median(tally.latencies) * 1000,
         "p99_ms": float(np.percentile(tally.latencies, 99)) * 1000,
@@ -336,6 +378,10 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
         "errors": len(tally.errors),
         "lost_events": lost,
     }
+
+
+def ms(values: list[float], percentile: float) -> str:
+    return f"{float(np.percentile(values, percentile)) * 1000:.1f}"
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""What every benchmark needs to run a bridge and simulators as processes of their own and to
+read their cost from ``/proc``: free ports, settings given through the environment, waiting for
+a port, stopping, resident memory, CPU time and open file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import websockets
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def wait_for_port(port: int, seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+
+
+def stop_processes(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bridge_env(port: int, data: str, rtsp_port: int, **backends: object) -> dict[str, str]:
+    """The environment of a bridge of its own (none of this shell's settings) with the given
+    backend sections."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EUFY_BRIDGE_")}
+    env.update({"EUFY_BRIDGE_SERVER__PORT": str(port), "EUFY_BRIDGE_SERVER__DATA_DIR": data,
+                "EUFY_BRIDGE_LOG__LEVEL": "warn", "EUFY_BRIDGE_MEDIA__RTSP_PORT": str(rtsp_port)})
+    env.update({f"EUFY_BRIDGE_{name.upper()}": orjson.dumps(section).decode()
+                for name, section in backends.items()})
+    return env
+
+
+async def bridge_state(url: str) -> dict[str, Any]:
+    """The bridge's state, as a listening client receives it."""
+    async with websockets.connect(url) as probe:
+        await probe.recv()
+        await probe.send('{"command":"set_api_schema","schemaVersion":21}')
+        await probe.recv()
+        await probe.send('{"messageId":"s","command":"start_listening"}')
+        return orjson.loads(await probe.recv())["result"]["state"]
