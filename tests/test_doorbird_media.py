@@ -5,8 +5,6 @@ says reaches the station's loudspeaker at its pitch."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import statistics
 import time
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.media.audio import AacDecoder, MulawDecoder
+from tests.leaks import resources, settled
 from tests.media import decode_h264, media_events, payloads
 from tests.test_media_audio import pitch, samples_of
 from tests.test_talkback import adts_tone, buffer
@@ -31,15 +30,6 @@ def assert_plays(events: list[dict[str, Any]], fps: float) -> None:
     assert {(f.width, f.height) for f in decoded} == {(meta["videoWidth"], meta["videoHeight"])}
     assert all(e["metadata"] == meta for e in events)
     assert payloads(events)[0].startswith(b"\x00\x00\x00\x01")
-
-
-def open_sockets() -> int:
-    """Sockets this process holds."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # closed while listing
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-    return count
 
 
 # -- live view -------------------------------------------------------------------------------
@@ -149,7 +139,7 @@ async def test_stopping_leaves_no_task_no_socket_and_no_session(doorbird_rig, rt
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=BELL)
     await asyncio.sleep(0.5)
-    tasks, sockets = len(asyncio.all_tasks()), open_sockets()
+    before = resources()
     for _ in range(2):
         await client.ok("device.start_livestream", serialNumber=BELL)
         await media_events(client, "video", 5)
@@ -157,7 +147,7 @@ async def test_stopping_leaves_no_task_no_socket_and_no_session(doorbird_rig, rt
         await client.ok("device.stop_livestream", serialNumber=BELL)
         await client.event("livestream stopped")
         await until(lambda: rig.sim.device.sessions == {})
-    await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
+    await settled(before)
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
@@ -191,7 +181,7 @@ async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch_and_
     client = await rig.client()
     await client.ok("device.is_talkback_ongoing", serialNumber=BELL)
     await asyncio.sleep(0.5)
-    tasks, sockets = len(asyncio.all_tasks()), open_sockets()
+    before = resources()
     await client.ok("device.start_talkback", serialNumber=BELL)
     await client.event("talkback started")
     assert rig.sim.device.transmitting
@@ -202,7 +192,7 @@ async def test_a_clients_tone_reaches_the_loudspeaker_as_mulaw_at_its_pitch_and_
     await until(lambda: not rig.sim.device.transmitting and rig.sim.device.sessions == {})
     pcm = MulawDecoder().decode(rig.sim.device.recorded_audio())
     assert pitch(samples_of(pcm), 8000) == pytest.approx(1000, abs=20)
-    await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
+    await settled(before)
 
 
 async def test_undecodable_audio_is_skipped_and_the_talk_goes_on(doorbird_rig):

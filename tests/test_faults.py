@@ -5,17 +5,17 @@ nothing leaks."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.leaks import resources, settled
 from tests.media import media_events
 from tests.skybell_rig import FRONT
 from tests.test_doorbird_media import BELL
-from tests.wsclient import PATIENCE, Client, until
+from tests.wsclient import PATIENCE, Client
 
 RELAY = f"{BELL}-R1"
 
@@ -39,21 +39,6 @@ async def rings_within(client: Client, serial: str, seconds: float, grace: float
             count += 1
             ends = min(ends, time.monotonic() + grace)
     return count
-
-
-def resources() -> tuple[int, int]:
-    """Tasks, and file descriptors (sockets, files) this process holds."""
-    return len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
-
-
-async def settled(before: tuple[int, int]) -> None:
-    """Tasks and sockets are back to what they were (pooled connections may take the
-    pool's keep-alive time to go)."""
-    try:
-        await until(lambda: resources()[0] <= before[0] and resources()[1] <= before[1])
-    except TimeoutError:
-        names = sorted(t.get_name() + ":" + str(t.get_coro()) for t in asyncio.all_tasks())
-        raise AssertionError(f"before {before}, now {resources()}: {names}") from None
 
 
 # -- DoorBird ----------------------------------------------------------------------------------
@@ -98,27 +83,40 @@ async def test_a_doorbird_fault_answers_its_code_at_once_and_clears(doorbird_rig
 async def test_a_slow_doorbird_still_answers(doorbird_rig):
     rig = await doorbird_rig()
     client = await rig.client()
-    await switch(rig.sim.url, latency_ms=300)
-    started = time.monotonic()
-    await client.ok("device.unlock", serialNumber=RELAY)
-    assert time.monotonic() - started >= 0.3
+
+    async def slowly() -> None:
+        await switch(rig.sim.url, latency_ms=300)
+        started = time.monotonic()
+        await client.ok("device.unlock", serialNumber=RELAY)
+        assert time.monotonic() - started >= 0.3
+        await switch(rig.sim.url, latency_ms=False)
+
+    await slowly()
+    before = resources()  # the connection pool grown to what slow answers need
+    await slowly()
+    await settled(before)
 
 
 async def test_every_stream_slot_taken_answers_a_timeout_and_clears(doorbird_rig):
     rig = await doorbird_rig(rtsp=True)
     client = await rig.client()
+    await client.ok("device.is_livestreaming", serialNumber=BELL)
+    before = resources()
     await switch(rig.sim.url, streams_exhausted=True)
     assert await client.error("device.start_livestream", serialNumber=BELL) == \
         "station_connection_timeout"
     await switch(rig.sim.url, streams_exhausted=False)
     await client.ok("device.start_livestream", serialNumber=BELL)
     await media_events(client, "video", 3)
+    await client.ok("device.stop_livestream", serialNumber=BELL)
+    await settled(before)
 
 
 @pytest.mark.parametrize("rtsp", [True, False], ids=["rtsp", "mjpeg"])
 async def test_a_stream_cut_off_by_the_station_ends_or_goes_on_never_hangs(doorbird_rig, rtsp):
     rig = await doorbird_rig(rtsp=rtsp)
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    before = resources()
     await client.ok("device.start_livestream", serialNumber=BELL)
     await media_events(client, "video", 3)
     await switch(rig.sim.url, truncate_streams=True)
@@ -126,6 +124,8 @@ async def test_a_stream_cut_off_by_the_station_ends_or_goes_on_never_hangs(doorb
     await switch(rig.sim.url, truncate_streams=False)
     await client.ok("device.start_livestream", serialNumber=BELL)  # recovers
     await media_events(client, "video", 3)
+    await client.ok("device.stop_livestream", serialNumber=BELL)
+    await settled(before)
     await client.close()
 
 
@@ -134,10 +134,14 @@ async def test_replayed_reordered_and_garbage_packets_neither_lose_nor_double_a_
         doorbird_rig, fault):
     rig = await doorbird_rig()
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await rig.sim.device.ring(1)
+    assert await rings_within(client, BELL, 6) == 1
+    before = resources()
     await switch(rig.sim.url, **{fault: True})
     for _ in range(3):
         await rig.sim.device.ring(1)
         assert await rings_within(client, BELL, 6) == 1
+    await settled(before)
     await client.close()
 
 
@@ -147,10 +151,12 @@ async def test_a_station_clock_that_jumps_still_rings_once(doorbird_rig, jump):
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
     await rig.sim.device.ring(1)
     assert await rings_within(client, BELL, 6) == 1
+    before = resources()
     await switch(rig.sim.url, clock_jump_s=jump)
     for _ in range(2):
         await rig.sim.device.ring(1)
         assert await rings_within(client, BELL, 6) == 1
+    await settled(before)
     await client.close()
 
 
@@ -191,11 +197,14 @@ async def test_a_skybell_cloud_fault_answers_its_code_at_once_and_clears(skybell
 async def test_a_skybell_ring_during_a_cloud_outage_is_reported_once(skybell_rig):
     rig = await skybell_rig(lan=True, poll=0.5)
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await asyncio.sleep(1)  # a poll or two: the pool's connection is open
+    before = resources()
     await switch(rig.sim.url, http_status=503)
     await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/ring")  # LAN packet: at once
     assert await rings_within(client, FRONT, 6, grace=0) == 1
     await switch(rig.sim.url, http_status=False)
     assert await rings_within(client, FRONT, 3) == 0  # the cloud's record of it is the same
+    await settled(before)
     await client.close()
 
 
@@ -203,22 +212,26 @@ async def test_revoked_skybell_tokens_cost_one_new_login_and_no_failed_command(s
     rig = await skybell_rig(login=True)
     client = await rig.client()
     await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
-    logins = rig.sim.cloud.logins
+    logins, before = rig.sim.cloud.logins, resources()
     await switch(rig.sim.url, tokens_revoked=True)
     await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
     assert rig.sim.cloud.logins == logins + 1
+    await settled(before)
 
 
 async def test_a_revoked_api_key_is_reported_and_the_bridge_works_again_once_restored(
         skybell_rig):
     rig = await skybell_rig()
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
+    before = resources()
     await switch(rig.sim.url, api_key_revoked=True)
     assert await client.error("device.set_property", serialNumber=FRONT, name="chimeTone",
                               value=3) == "station_not_connected"
     assert (await client.event("connection error"))["error"]["vendor"] == "skybell"
     await switch(rig.sim.url, api_key_revoked=False)
     await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+    await settled(before)
     await client.close()
 
 
@@ -227,18 +240,28 @@ async def test_expired_skybell_tokens_are_refreshed_without_a_new_login(skybell_
     client = await rig.client()
     await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
     logins, refreshes = rig.sim.cloud.logins, rig.sim.cloud.refreshes
+    before = resources()
     await switch(rig.sim.url, tokens_expired=True)
     await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
     assert (rig.sim.cloud.logins, rig.sim.cloud.refreshes) == (logins, refreshes + 1)
+    await settled(before)
 
 
 async def test_a_slow_cloud_still_answers(skybell_rig):
     rig = await skybell_rig()
     client = await rig.client()
-    await switch(rig.sim.url, latency_ms=300)
-    started = time.monotonic()
-    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
-    assert time.monotonic() - started >= 0.3
+
+    async def slowly() -> None:
+        await switch(rig.sim.url, latency_ms=300)
+        started = time.monotonic()
+        await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=3)
+        assert time.monotonic() - started >= 0.3
+        await switch(rig.sim.url, latency_ms=False)
+
+    await slowly()
+    before = resources()  # the connection pool grown to what slow answers need
+    await slowly()
+    await settled(before)
 
 
 @pytest.mark.parametrize(("lan", "jump"), [(False, -3600), (False, 3600), (True, -3600),
@@ -252,17 +275,20 @@ async def test_a_skybell_cloud_clock_that_jumps_neither_hides_nor_doubles_a_ring
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
     await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/ring")
     assert await rings_within(client, FRONT, 5) == 1
+    before = resources()
     await switch(rig.sim.url, clock_jump_s=jump)
     for _ in range(2):
         await rig.sim_call("POST", f"/_sim/devices/{rig.device_id}/ring")
         assert await rings_within(client, FRONT, 5, grace=2) == 1
-        await asyncio.sleep(0.5)  # past the pulse's merging of repeats
+    await settled(before)
     await client.close()
 
 
 async def test_skybells_gone_offline_answer_at_once_and_stream_again_when_back(skybell_rig):
     rig = await skybell_rig()
     client = await Client.connect(rig.bridge.url, schema=21, listen=True)
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
+    before = resources()
     await switch(rig.sim.url, offline=True)
     started = time.monotonic()
     assert await client.error("device.start_livestream", serialNumber=FRONT) == \
@@ -271,4 +297,6 @@ async def test_skybells_gone_offline_answer_at_once_and_stream_again_when_back(s
     await switch(rig.sim.url, offline=False)
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await media_events(client, "video", 3)
+    await client.ok("device.stop_livestream", serialNumber=FRONT)
+    await settled(before)
     await client.close()

@@ -15,6 +15,7 @@ import av
 from bridge.app import Bridge
 from bridge.media.hub import VideoFrame, VideoInfo
 from bridge.server import live_http
+from tests.leaks import resources, settled
 from tests.media import h264_access_units
 from tests.test_operations import page_url
 from tests.test_page import TOKEN, guarded_demo  # noqa: F401  (a fixture: the house, guarded)
@@ -129,7 +130,7 @@ def raw_get(port: int, path: str, receive_buffer: int | None = None) -> socket.s
 
 async def test_a_dropped_connection_releases_its_task_socket_and_the_upstream(demo):
     serial = camera(demo)
-    tasks_before = len(asyncio.all_tasks())
+    before = resources()
     sock = raw_get(demo.server.port, f"/live/{serial}.mp4")
     sock.settimeout(PATIENCE)
     received = b""
@@ -141,7 +142,7 @@ async def test_a_dropped_connection_releases_its_task_socket_and_the_upstream(de
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()  # a reset, as when a player is killed
     await wait_until(lambda: released(demo, serial))
-    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before)
+    await settled(before)
 
 
 async def test_a_player_that_never_reads_skips_fragments_then_is_cut_off(demo, monkeypatch):

@@ -98,6 +98,10 @@ async def test_metrics(bridge_factory):
     assert samples[("eufy_bridge_events_sent_total", ())] >= 1
     assert samples[("eufy_bridge_queue_drops_total", ())] == 0
     assert samples[("eufy_bridge_livestreams_active", ())] == 0
+    # the ring's fan-out was timed, the property change that went with it was not
+    assert samples[("eufy_bridge_event_fanout_seconds_count", ())] == 1
+    assert 0 < samples[("eufy_bridge_event_fanout_seconds_sum", ())] < 1
+    assert samples[("eufy_bridge_event_fanout_seconds_bucket", (("le", "+Inf"),))] == 1
     await client.close()
 
 

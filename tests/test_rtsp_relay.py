@@ -26,8 +26,8 @@ from bridge.media.rtsp import PlayerInfo, RtspServer
 from bridge.settings import DoorBirdSettings, load_settings
 from bridge.simulators.doorbird import DoorBirdConfig, DoorBirdSimulator
 from tests.doubles import DOORBELL as DOUBLE
+from tests.leaks import resources, settled
 from tests.test_doorbird_backend import free_udp_port
-from tests.test_doorbird_media import open_sockets
 from tests.wsclient import PATIENCE, Client, until
 
 TOKEN = "rtsp-test-token-0123456789"
@@ -249,7 +249,7 @@ class RawPlayer:
 @pytest.mark.parametrize("leaving", ["teardown", "dropped", "never reads"])
 async def test_a_player_leaving_releases_every_task_and_socket(bridge, backend, leaving):
     server = bridge.rtsp.server
-    sockets, tasks = open_sockets(), len(asyncio.all_tasks())
+    before = resources()
     if leaving == "never reads":
         server.write_buffer_limit = 32 * 1024
     player = RawPlayer(bridge.rtsp.url(DOUBLE),
@@ -271,7 +271,7 @@ async def test_a_player_leaving_releases_every_task_and_socket(bridge, backend, 
     await until(lambda: backend.streams_ended == 1 and not server.streaming(f"/{DOUBLE}"))
     assert bridge.driver.streams.active == 0
     player.close()
-    await until(lambda: open_sockets() <= sockets and len(asyncio.all_tasks()) <= tasks)
+    await settled(before)
 
 
 async def test_an_upstream_that_dies_lets_its_players_go(bridge, backend):

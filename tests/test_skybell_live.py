@@ -12,9 +12,10 @@ import pytest
 
 from bridge.media.audio import AacDecoder
 from bridge.simulators.skybell.master import FPS, HEIGHT, TONE_HZ, WIDTH
+from tests.leaks import resources, settled
 from tests.media import media_events, payloads
 from tests.skybell_rig import FRONT
-from tests.test_doorbird_media import assert_plays, open_sockets
+from tests.test_doorbird_media import assert_plays
 from tests.test_media_audio import pitch, samples_of
 from tests.test_talkback import adts_tone, buffer
 from tests.wsclient import PATIENCE, until
@@ -96,7 +97,7 @@ async def test_stopping_leaves_no_task_no_socket_and_no_peer_connection(skybell_
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=FRONT)
     await asyncio.sleep(0.5)
-    tasks, sockets = len(asyncio.all_tasks()), open_sockets()
+    before = resources()
     for _ in range(2):
         await client.ok("device.start_livestream", serialNumber=FRONT)
         await media_events(client, "video", 5)
@@ -104,7 +105,7 @@ async def test_stopping_leaves_no_task_no_socket_and_no_peer_connection(skybell_
         await client.event("livestream stopped")
         await until(lambda: not rig.sim.kvs.live[rig.device_id].masters)
         assert not rig.sim.cloud.devices[rig.device_id].streaming
-    await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
+    await settled(before)
 
 
 # -- trouble ---------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ async def test_a_refused_channel_or_failed_ice_answers_an_error_and_leaves_nothi
     rig = await skybell_rig()
     client = await rig.client()
     await client.ok("device.is_livestreaming", serialNumber=FRONT)
-    tasks, sockets = len(asyncio.all_tasks()), open_sockets()
+    before = resources()
     await rig.faults(**{fault: True})
     started = time.monotonic()
     result = await client.command("device.start_livestream", serialNumber=FRONT)
@@ -134,7 +135,7 @@ async def test_a_refused_channel_or_failed_ice_answers_an_error_and_leaves_nothi
     assert not (await client.ok("device.is_livestreaming", serialNumber=FRONT))[
         "livestreaming"]
     await rig.faults(**{fault: False})
-    await until(lambda: len(asyncio.all_tasks()) <= tasks and open_sockets() <= sockets)
+    await settled(before)
     await client.ok("device.start_livestream", serialNumber=FRONT)  # recovered
     await media_events(client, "video", 5)
 
@@ -142,6 +143,8 @@ async def test_a_refused_channel_or_failed_ice_answers_an_error_and_leaves_nothi
 async def test_a_stalled_stream_ends_with_livestream_stopped(skybell_rig):
     rig = await skybell_rig(stall=1.5)
     client = await rig.client()
+    await client.ok("device.set_property", serialNumber=FRONT, name="chimeTone", value=2)
+    before = resources()
     await client.ok("device.start_livestream", serialNumber=FRONT)
     await media_events(client, "video", 5)
     await rig.faults(kvs_stall=True)
@@ -149,6 +152,7 @@ async def test_a_stalled_stream_ends_with_livestream_stopped(skybell_rig):
     await client.event("livestream stopped")
     assert time.monotonic() - started < 4
     await until(lambda: not rig.sim.kvs.live[rig.device_id].masters)
+    await settled(before)
 
 
 # -- talkback --------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ _PULSES: dict[str, tuple[str, str]] = {
     "motion": ("motion detected", "motionDetected"),
     "person": ("person detected", "personDetected"),
 }
+PULSE_EVENTS = frozenset(event for event, _ in _PULSES.values())
 
 _KNOWN_PROPERTIES = properties.OTHER_EUFY_NAMES | {
     meta.name for meta in vars(properties).values() if isinstance(meta, PropertyMetadata)

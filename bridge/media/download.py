@@ -23,6 +23,7 @@ from bridge.driver.errors import (
     StationConnectionTimeout,
 )
 from bridge.media.hub import AudioFrame, MediaFrame, VideoFrame
+from bridge.media.starting import started
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="bridge.media")
@@ -89,17 +90,9 @@ class DownloadHub:
         download.finished = finished
         download.task = self._tasks.spawn(self._run(download, run),
                                           name=f"download {serial}")
-        try:
-            async with asyncio.timeout(self.start_timeout):
-                await asyncio.shield(download.ready)
-        except TimeoutError:
-            self._cancel(download)
-            raise StationConnectionTimeout(
-                f"{serial}: the recording did not start within {self.start_timeout:g} s") \
-                from None
-        except BaseException:
-            self._cancel(download)
-            raise
+        await started(download.ready, self.start_timeout, lambda: self._cancel(download),
+                      f"{serial}: the recording did not start within "
+                      f"{self.start_timeout:g} s")
 
     def cancel(self, serial: str, owner: object) -> None:
         download = self._downloads.get(serial)

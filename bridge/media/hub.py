@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from bridge.driver.errors import BridgeError, StationConnectionTimeout
+from bridge.media.starting import started
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="bridge.media")
@@ -149,16 +150,9 @@ class StreamHub:
             stream = self._streams[serial] = _Stream(serial)
             stream.task = self._tasks.spawn(self._run(stream, run), name=f"stream {serial}")
         stream.subscribers.append(subscriber)
-        try:
-            async with asyncio.timeout(self.start_timeout):
-                await asyncio.shield(stream.upstream.ready)
-        except TimeoutError:
-            self.leave(serial, subscriber)
-            raise StationConnectionTimeout(
-                f"{serial}: no media within {self.start_timeout:g} s") from None
-        except BaseException:
-            self.leave(serial, subscriber)
-            raise
+        await started(stream.upstream.ready, self.start_timeout,
+                      lambda: self.leave(serial, subscriber),
+                      f"{serial}: no media within {self.start_timeout:g} s")
 
     def leave(self, serial: str, subscriber: Subscriber) -> bool:
         """Unsubscribe (False when not subscribed); the last one out stops the upstream."""

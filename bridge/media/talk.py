@@ -22,6 +22,7 @@ from bridge.driver.errors import (
     TalkbackAlreadyRunning,
     TalkbackNotRunning,
 )
+from bridge.media.starting import started
 from bridge.tasks import BackgroundTasks
 
 log = structlog.get_logger(component="bridge.media")
@@ -113,15 +114,8 @@ class TalkHub:
         talk = self._talks[serial] = Talk(serial, owner, self.idle_seconds)
         self._ended[serial] = ended
         talk.task = self._tasks.spawn(self._run(talk, run), name=f"talk {serial}")
-        try:
-            async with asyncio.timeout(self.start_timeout):
-                await asyncio.shield(talk.ready)
-        except TimeoutError:
-            self._end(talk, quietly=True)
-            raise StationConnectionTimeout(f"{serial} did not take audio") from None
-        except BaseException:
-            self._end(talk, quietly=True)
-            raise
+        await started(talk.ready, self.start_timeout, lambda: self._end(talk, quietly=True),
+                      f"{serial} did not take audio")
 
     def stop(self, serial: str, owner: object) -> None:
         self._end(self.talk_of(serial, owner), quietly=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import orjson
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -77,12 +77,19 @@ class _BridgeCollector(Collector):
         yield streams
 
 
+FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
 class Metrics:
     """A registry of the bridge's metrics, rendered in the Prometheus text format."""
 
     def __init__(self, server: BridgeServer) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_BridgeCollector(server))
+        self.fanout = Histogram(
+            "eufy_bridge_event_fanout_seconds",
+            "From a ring, motion or person reaching the bridge's clients to its last copy "
+            "handed to a client's socket.", buckets=FANOUT_BUCKETS, registry=self.registry)
 
     def render(self) -> HttpReply:
         return 200, PROMETHEUS_TEXT, generate_latest(self.registry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -17,7 +18,7 @@ from websockets import http11
 from websockets.datastructures import Headers
 
 from bridge.driver import Driver, DriverEvent
-from bridge.driver.driver import HttpHandler
+from bridge.driver.driver import PULSE_EVENTS, HttpHandler
 from bridge.driver.errors import (
     BridgeError,
     SchemaIncompatible,
@@ -88,7 +89,7 @@ class BridgeServer:
         self.command_counts: Counter[tuple[str, str]] = Counter()
         self.events_sent = 0
         self.dropped_events = 0
-        metrics = Metrics(self)
+        metrics = self.metrics = Metrics(self)
         page = resources.files("bridge.server").joinpath("page.html").read_bytes()
         self.http_routes: dict[str, HttpHandler] = {
             "/": lambda path, query: (200, "text/html", page),
@@ -411,7 +412,15 @@ class BridgeServer:
 
     # ------------------------------------------------------------------ fan-out
     def _on_event(self, event: DriverEvent) -> None:
+        if event.event not in PULSE_EVENTS:  # the fan-out times of rings, motion, persons
+            self._fan_out(event, lambda session: session.listening)
+            return
+        began = time.perf_counter()
         self._fan_out(event, lambda session: session.listening)
+        # every copy's write was scheduled by now, and callbacks run in order: this one runs
+        # once the last copy has been handed to its socket
+        asyncio.get_running_loop().call_soon(
+            lambda: self.metrics.fanout.observe(time.perf_counter() - began))
 
     def _on_log(self, record: LogRecord) -> None:
         self._fan_out(DriverEvent("driver", "logging", {"message": record}),

@@ -349,10 +349,10 @@ class DoorBirdDevice:
         if faults.get("udp_garbage"):
             outgoing += [secrets.token_bytes(n) for n in (3, 47, 50, 200)] \
                 + [packets.IDENT + b"\x02" + secrets.token_bytes(42)]
+        self.packets_sent_at = time.time()
         for datagram in outgoing:
             for port in self.config.event_ports:
                 self._udp.sendto(datagram, (self.config.event_host, port))
-        self.packets_sent_at = time.time()
 
     def _monitor_pulse(self, name: str) -> None:
         self.states[name] = "H"

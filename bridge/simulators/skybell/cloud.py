@@ -399,11 +399,12 @@ class SkyBellCloud:
                 sock.setblocking(False)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 sock.bind((device.ip_address, 0))
+                sent_at = time.time()
                 sock.sendto(packet, (self.config.udp_host, self.config.udp_port))
         except OSError as exc:
             log.info("cannot send a LAN packet", source=device.ip_address, error=str(exc))
             return
-        device.packet_sent_at = time.time()
+        device.packet_sent_at = sent_at
 
     async def _video_ready(self, device: SimDevice, activity: dict[str, Any]) -> None:
         """The clip is uploaded: the row says so and the webhook "vready" fires.
