@@ -13,7 +13,7 @@ This process then, for ``--minutes``:
   moment its packets left the simulated device (the hook answers it) to the moment its bytes
   reached the last listening client's socket. One process hosts every client and parses their
   copies one after another, so the time until the last copy was handled here is printed too,
-  on the line before the figures;
+  with the bridge's own share (from its ``/metrics``), before the figures;
 - keeps one live stream per camera open to a few of those clients, and two RTSP players
   (PyAV) reading a camera from the bridge's RTSP server;
 - drops and reopens one extra connection every second;
