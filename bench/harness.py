@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,17 @@ def rss_megabytes(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_and_rate(pid: int, seconds: float, progress: Callable[[], float],
+                       ) -> tuple[float, float]:
+    """The process's CPU (percent of one core) and how fast ``progress`` grew (per second)
+    over ``seconds`` of wall-clock time: the one way every relay figure is measured."""
+    start_cpu, start, before = cpu_seconds(pid), time.perf_counter(), progress()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - start
+    return ((cpu_seconds(pid) - start_cpu) / elapsed * 100,
+            (progress() - before) / elapsed)
 
 
 def open_fds(pid: int) -> int:

@@ -53,7 +53,7 @@ import websockets
 from harness import (
     bridge_env,
     bridge_state,
-    cpu_seconds,
+    cpu_and_rate,
     free_port,
     rss_megabytes,
     stop_processes,
@@ -144,12 +144,8 @@ async def browsers(base: str, serial: str, pid: int, seconds: float,
         async with asyncio.timeout(60):
             while min(received) < 200_000:  # every player has its first fragments
                 await asyncio.sleep(0.1)
-        start_cpu, start, before = cpu_seconds(pid), time.perf_counter(), sum(received)
-        await asyncio.sleep(seconds)
-        elapsed = time.perf_counter() - start
-        percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
+        percent, rate = await cpu_and_rate(pid, seconds, lambda: sum(received) / count / 1000)
         rss = rss_megabytes(pid)
-        rate = (sum(received) - before) / elapsed / count / 1000
         print(f"{count} browsers (HTTP MP4): bridge CPU {percent:.1f} % of one core, "
               f"{rss:.0f} MB resident, {rate:.0f} kB/s per browser")
         return {"cpu_percent_10_browsers": percent, "rss_MB_10_browsers": rss}
@@ -220,13 +216,9 @@ async def rtsp_players(url: str, pid: int, seconds: float) -> dict[str, float]:
             async with asyncio.timeout(60):
                 while min(p.received for p in players) < 100_000:
                     await asyncio.sleep(0.1)
-            start_cpu, start = cpu_seconds(pid), time.perf_counter()
-            before = sum(p.received for p in players)
-            await asyncio.sleep(seconds)
-            elapsed = time.perf_counter() - start
-            percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
+            percent, rate = await cpu_and_rate(
+                pid, seconds, lambda: sum(p.received for p in players) / len(players) / 1000)
             rss = rss_megabytes(pid)
-            rate = (sum(p.received for p in players) - before) / elapsed / count / 1000
             print(f"{count} RTSP player(s): bridge CPU {percent:.1f} % of one core, "
                   f"{rss:.0f} MB resident, {rate:.0f} kB/s per player")
             figures[f"cpu_percent_{count}_rtsp"] = percent
@@ -295,12 +287,8 @@ async def relay_percent(url: str, serial: str, pid: int, seconds: float,
     async with asyncio.timeout(60):
         while min(w.frames for w in watchers) < 15:
             await asyncio.sleep(0.1)
-    start_cpu, start = cpu_seconds(pid), time.perf_counter()
-    before = sum(w.frames for w in watchers)
-    await asyncio.sleep(seconds)
-    elapsed = time.perf_counter() - start
-    percent = (cpu_seconds(pid) - start_cpu) / elapsed * 100
-    frames = (sum(w.frames for w in watchers) - before) / elapsed / clients
+    percent, frames = await cpu_and_rate(
+        pid, seconds, lambda: sum(w.frames for w in watchers) / clients)
     print(f"{label} to {clients} client(s): bridge CPU {percent:.1f} % of one core, "
           f"{frames:.1f} frames/s per client")
     return percent
