@@ -11,12 +11,24 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import websockets
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's own side on uvloop, as the bridge runs, so that the load generator's
+    event loop costs as little as the bridge's (asyncio's own where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import cpu_seconds, free_port, rss_megabytes, run
+
 REQUEST = b'{"messageId":"b","command":"driver.is_connected"}'
 HERE = Path(__file__).resolve().parent.parent
 
@@ -179,31 +181,8 @@ async def throughput(host: str, port: int, seconds: float, connections: int,
     running = False
     for conn in conns:
         conn.transport.close()  # type: ignore[union-attr]
-    cpu = None if cpu_start is None or cpu_end is None or not answered else \
-        (cpu_end - cpu_start) / answered * 1e6
+    cpu = (cpu_end - cpu_start) / answered * 1e6 if answered else None
     return answered / elapsed, cpu
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time the process has used, user and system (Linux), or None without /proc.
-
-    Unlike requests per second, this does not depend on how busy the machine is otherwise."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def resident_kib(pid: int) -> int | None:
-    """The process's resident memory in KiB (Linux), or None where /proc is not there."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 async def flood(host: str, port: int, seconds: float, pid: int) -> dict[str, float]:
@@ -214,7 +193,7 @@ async def flood(host: str, port: int, seconds: float, pid: int) -> dict[str, flo
     flooder.transport.pause_reading()  # never read: the answers pile up in the bridge
     chunk = FRAME * 1000
     sent = 0
-    rss_before = resident_kib(pid) or 0
+    rss_before = rss_megabytes(pid)
     peak = rss_before
     running = True
 
@@ -229,7 +208,7 @@ async def flood(host: str, port: int, seconds: float, pid: int) -> dict[str, flo
     async def sample_memory() -> None:
         nonlocal peak
         while running:
-            peak = max(peak, resident_kib(pid) or 0)
+            peak = max(peak, rss_megabytes(pid))
             await asyncio.sleep(0.1)
 
     sender = asyncio.create_task(keep_sending())
@@ -244,13 +223,7 @@ async def flood(host: str, port: int, seconds: float, pid: int) -> dict[str, flo
     quantiles = statistics.quantiles(samples, n=100)
     return {"p50": quantiles[49], "p99": quantiles[98], "max": max(samples),
             "round_trips": len(samples), "sent": sent,
-            "rss_before": rss_before / 1024, "rss_peak": peak / 1024}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+            "rss_before": rss_before, "rss_peak": peak}
 
 
 ECHO_SERVER = """
@@ -311,25 +284,19 @@ def measure(label: str, command: list[str], args: argparse.Namespace, tree: Path
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit(f"{label} did not start") from None
                 time.sleep(0.1)
-        try:
-            import uvloop
-
-            runner: Callable = uvloop.run
-        except ImportError:
-            runner = asyncio.run
-        samples = runner(latency(host, port, args.seconds))
+        samples = run(latency(host, port, args.seconds))
         quantiles = statistics.quantiles(samples, n=100)
         print(f"{label}: 1 connection x 1 in flight: {len(samples) / args.seconds:,.0f} req/s, "
               f"p50 {quantiles[49]:.0f} us, p99 {quantiles[98]:.0f} us", flush=True)
         for connections in (1, args.connections):
-            rate, cpu = runner(throughput(host, port, args.seconds, connections, args.in_flight,
+            rate, cpu = run(throughput(host, port, args.seconds, connections, args.in_flight,
                                           server.pid))
             print(f"{label}: {connections} connection{'s' if connections > 1 else ''} x "
                   f"{args.in_flight} in flight: {rate:,.0f} req/s"
                   + ("" if cpu is None else f", {cpu:.1f} us of server CPU per request"),
                   flush=True)
         if flooded:
-            f = runner(flood(host, port, args.seconds, server.pid))
+            f = run(flood(host, port, args.seconds, server.pid))
             print(f"{label}: flood (1 connection sends {f['sent']:,.0f} and never reads): "
                   f"another's round trips p50 {f['p50']:.0f} us, p99 {f['p99']:.0f} us, "
                   f"max {f['max'] / 1000:.1f} ms; memory {f['rss_before']:.0f} MiB before, "

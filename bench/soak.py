@@ -50,12 +50,20 @@ import av
 import numpy as np
 import orjson
 import websockets
-from harness import bridge_env, free_port, open_fds, rss_megabytes, stop_processes, wait_for_port
+from harness import (
+    bridge_env,
+    free_port,
+    open_fds,
+    rss_megabytes,
+    run,
+    stop_processes,
+    wait_for_port,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
 RING_EVERY = 3.0
-"""Seconds between rings (of the next doorbell in turn)."""
+"""Seconds at least between two rings (of whichever doorbell has waited longest)."""
 RING_DEADLINE = 10.0
 """A ring not received by a listening client within this long is lost."""
 WATCHERS_PER_CAMERA = 3
@@ -207,6 +215,12 @@ async def ring(http: aiohttp.ClientSession, hook: str) -> float:
         return float(answer["sent_at"])
 
 
+def quiet_gap(serial: str, skybells: set[str]) -> float:
+    """How long a doorbell rests between rings, so that no ring merges with the one before: a
+    DoorBird's pulse lasts 5 s, a SkyBell's LAN and cloud reports of one ring merge within 20 s."""
+    return 22.0 if serial in skybells else 7.0
+
+
 def play_rtsp(url: str, stop: threading.Event, frames: list[int], failures: list[str]) -> None:
     """A PyAV player reading the bridge's RTSP stream until ``stop``."""
     try:
@@ -304,25 +318,21 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
     churned = 0
     async with aiohttp.ClientSession() as http:
         rung: list[tuple[str, int, float]] = []
-        next_ring, next_sample, turn = started + 2, started, 0
+        next_ring, next_sample = started + 2, started
         last_ring: dict[str, float] = {}
         while time.monotonic() < ends:
             now = time.monotonic()
             if now >= next_sample:
                 memory.append((now - started, rss_megabytes(bridge.pid)))
                 next_sample += 5
-            if now >= next_ring:
-                for _ in doorbells:  # the next doorbell whose last ring is long enough ago
-                    serial = doorbells[turn % len(doorbells)]
-                    turn += 1
-                    gap = 22 if serial in skybells else 7
-                    if now - last_ring.get(serial, -1e9) >= gap:
-                        rings[serial] = rings.get(serial, 0) + 1
-                        last_ring[serial] = now
-                        sent = await ring(http, hooks.get(serial, bird))
-                        rung.append((serial, rings[serial], sent))
-                        break
-                next_ring += RING_EVERY
+            ready = [s for s in doorbells if now - last_ring.get(s, -1e9) >= quiet_gap(s, skybells)]
+            if now >= next_ring and ready:  # the doorbell that has waited longest
+                serial = min(ready, key=lambda s: last_ring.get(s, -1e9))
+                rings[serial] = rings.get(serial, 0) + 1
+                last_ring[serial] = now
+                sent = await ring(http, hooks.get(serial, bird))
+                rung.append((serial, rings[serial], sent))
+                next_ring = now + RING_EVERY
             extra = Client(-1, url, Tally(), {})  # a connection opened and dropped
             try:
                 await extra.connect()
@@ -413,7 +423,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=10.0)
     args = parser.parse_args()
-    figures = asyncio.run(soak(args.clients, args.minutes))
+    figures = run(soak(args.clients, args.minutes))
     print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in figures.items()))
 
