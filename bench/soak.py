@@ -7,13 +7,14 @@ This process then, for ``--minutes``:
 - keeps ``--clients`` eufy clients connected, each sending a mixed command about every second
   (reads of state, properties, commands and stream status, and a SkyBell setting written back
   with its own value) and timing every answer;
-- rings a doorbell every few seconds through its simulator's control hook, rotating over the
-  three doorbells slowly enough that no ring can merge with the one before (pulses last 5 s; a
-  SkyBell's LAN and cloud reports of one ring merge within 20 s), and times each ring from the
-  moment its packets left the simulated device (the hook answers it) to the moment its bytes
-  reached the last listening client's socket. One process hosts every client and parses their
-  copies one after another, so the time until the last copy was handled here is printed too,
-  with the bridge's own share (from its ``/metrics``), before the figures;
+- rings a doorbell every three seconds through its simulator's control hook, the one that has
+  rested longest, each slowly enough that no ring can merge with its one before (pulses last
+  5 s; a SkyBell's LAN and cloud reports of one ring merge within 20 s), and times each ring
+  from the moment its packets left the simulated device (the hook answers it) to the moment its
+  bytes reached the last listening client's socket, by the kernel's receive stamp
+  (``stamped.py``). One process hosts every client and parses their copies one after another,
+  so the time until the last copy was handled here is printed too, with the bridge's own share
+  (from its ``/metrics``), before the figures;
 - keeps one live stream per camera open to a few of those clients, and two RTSP players
   (PyAV) reading a camera from the bridge's RTSP server;
 - drops and reopens one extra connection every second;
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import itertools
 import random
@@ -60,7 +60,7 @@ from harness import (
     wait_for_port,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import ClientConnection
+from stamped import StampedConnection
 
 RING_EVERY = 3.0
 """Seconds at least between two rings (of whichever doorbell has waited longest)."""
@@ -85,72 +85,46 @@ class Tally:
         self.errors.append(what)
 
 
-class StampedConnection(ClientConnection):
-    """A client connection that notes when the bytes of each ring reach its socket.
-
-    One process hosts every client, so a ring's hundredth copy is parsed and dispatched only
-    after the ninety-nine before it; the moment its bytes arrive is when the bridge delivered
-    it. Both moments are kept: arrival is the bridge's fan-out, handling adds this process's.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ring_arrivals: collections.deque[float] = collections.deque(maxlen=64)
-
-    def data_received(self, data: bytes) -> None:
-        if b'"rings"' in data:
-            self.ring_arrivals.extend([time.time()] * data.count(b'"rings"'))
-        super().data_received(data)
-
-
 class Client:
-    """One eufy connection: commands with timed answers, rings noted."""
+    """One eufy connection: commands with timed answers, rings noted with the moment their
+    bytes reached the client's socket and the moment this process handled them."""
 
     def __init__(self, index: int, url: str, tally: Tally, rings: dict[str, int]) -> None:
         self.index, self.url, self.tally, self.rings = index, url, tally, rings
-        self.ws: Any = None
+        self.ws: StampedConnection | None = None
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.listening_since = float("inf")
         self.ids = itertools.count()
         self.video_frames = 0
-        self.reader: asyncio.Task[None] | None = None
+        self.hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def connect(self) -> dict[str, Any]:
-        self.ws = await websockets.connect(self.url, max_size=None, ping_interval=None,
-                                           create_connection=StampedConnection)
-        await self.ws.recv()
-        self.reader = asyncio.ensure_future(self.read())
+        self.ws = await StampedConnection.open(self.url, self.received)
+        await asyncio.wait_for(self.hello, 30)
         await self.command("set_api_schema", schemaVersion=21)
         state = await self.command("start_listening")
         self.listening_since = time.time()
         return state["result"]["state"]
 
-    async def read(self) -> None:
-        try:
-            async for message in self.ws:
-                data = message if isinstance(message, bytes) else message.encode()
-                if b'"livestream video data"' in data:
-                    self.video_frames += 1
-                    continue
-                if b'"livestream audio data"' in data:
-                    continue
-                body = orjson.loads(data)
-                if body.get("type") == "result":
-                    future = self.pending.pop(body.get("messageId"), None)
-                    if future is not None and not future.done():
-                        future.set_result(body)
-                elif body.get("type") == "event":
-                    self.event(body["event"])
-        except websockets.ConnectionClosed:
-            pass
-
-    def event(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "rings":
+    def received(self, data: bytes, arrived: float) -> None:
+        if b'"livestream video data"' in data:
+            self.video_frames += 1
             return
-        handled = time.time()
-        arrivals = self.ws.ring_arrivals
-        arrived = arrivals.popleft() if arrivals else handled
-        if event.get("state") is not True:
+        if b'"livestream audio data"' in data:
+            return
+        body = orjson.loads(data)
+        kind = body.get("type")
+        if kind == "result":
+            future = self.pending.pop(body.get("messageId"), None)
+            if future is not None and not future.done():
+                future.set_result(body)
+        elif kind == "event":
+            self.event(body["event"], arrived)
+        elif kind == "version" and not self.hello.done():
+            self.hello.set_result(None)
+
+    def event(self, event: dict[str, Any], arrived: float) -> None:
+        if event.get("event") != "rings" or event.get("state") is not True:
             return
         serial = event["serialNumber"]
         number = self.rings.get(serial)
@@ -159,12 +133,13 @@ class Client:
         seen = self.tally.rings.setdefault((serial, number), {})
         if self.index in seen:
             self.tally.error(f"client {self.index} got ring {number} of {serial} twice")
-        seen[self.index] = (arrived, handled)
+        seen[self.index] = (arrived, time.time())
 
     async def command(self, command: str, **params: Any) -> dict[str, Any]:
         message_id = f"{command}-{next(self.ids)}"
         future = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
+        assert self.ws is not None
         await self.ws.send(orjson.dumps({"messageId": message_id, "command": command,
                                          **params}).decode())
         return await asyncio.wait_for(future, 30)
@@ -173,8 +148,6 @@ class Client:
         self.listening_since = float("inf")
         if self.ws is not None:
             await self.ws.close()
-        if self.reader is not None:
-            await asyncio.wait([self.reader], timeout=5)
 
 
 async def chatter(client: Client, state: dict[str, Any], skybells: list[str], tally: Tally,
@@ -196,7 +169,7 @@ async def chatter(client: Client, state: dict[str, Any], skybells: list[str], ta
         started = time.perf_counter()
         try:
             answer = await client.command(name, **params())
-        except (TimeoutError, websockets.ConnectionClosed) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             tally.error(f"{name}: {type(exc).__name__}")
         else:
             tally.latencies.append(time.perf_counter() - started)
@@ -337,7 +310,7 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
             try:
                 await extra.connect()
                 await extra.command("driver.is_connected")
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
                 tally.error(f"churn connection: {type(exc).__name__}")
             await extra.close()
             churned += 1
