@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -74,6 +75,14 @@ async def wait_for_port(port: int, seconds: float = 30.0) -> None:
                 continue
             writer.close()
             return
+
+
+def spawn(*arguments: str, env: dict[str, str] | None = None,
+          stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """``eufy-bridge ARGUMENTS`` (a bridge, or ``simulate ...`` for a simulator) as a process of
+    its own, its output discarded (its warnings kept with ``stderr=None``)."""
+    return subprocess.Popen([sys.executable, "-m", "bridge", *arguments], env=env,
+                            stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def stop_processes(*processes: subprocess.Popen[bytes]) -> None:

@@ -38,7 +38,6 @@ import math
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ from harness import (
     cpu_and_rate,
     free_port,
     rss_megabytes,
+    spawn,
     stop_processes,
     wait_for_port,
 )
@@ -301,17 +301,14 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
         free_port()
     relay_port = free_port()
     user, password = "benchu0001", "bench-password"
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port", str(http),
-         "--rtsp-port", str(rtsp), "--user", user, "--password", password,
-         "--event-port", str(event), "--device-type", "DoorBird D2101V"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    simulator = spawn("simulate", "doorbird", "--http-port", str(http), "--rtsp-port", str(rtsp),
+                      "--user", user, "--password", password, "--event-port", str(event),
+                      "--device-type", "DoorBird D2101V")
     with tempfile.TemporaryDirectory() as data:
         env = bridge_env(bridge_port, data, relay_port, doorbird=[{
             "host": f"127.0.0.1:{http}", "username": user, "password": password,
             "event_ports": [event], "listen_host": "127.0.0.1", "rtsp_port": rtsp}])
-        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bridge = spawn(env=env)
         watchers: list[Watcher] = []
         try:
             await wait_for_port(http)
@@ -339,16 +336,12 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
     time to the first picture."""
     cloud_port, bridge_port, relay_port = free_port(), free_port(), free_port()
     api_key = "bench-skybell-key"
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "simulate", "skybell", "--port", str(cloud_port),
-         "--api-key", api_key, "--devices", "1", "--udp-port",
-         str(free_port(socket.SOCK_DGRAM))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    simulator = spawn("simulate", "skybell", "--port", str(cloud_port), "--api-key", api_key,
+                      "--devices", "1", "--udp-port", str(free_port(socket.SOCK_DGRAM)))
     with tempfile.TemporaryDirectory() as data:
         env = bridge_env(bridge_port, data, relay_port, skybell=[{
             "api_key": api_key, "base_url": f"http://127.0.0.1:{cloud_port}", "udp_port": 0}])
-        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bridge = spawn(env=env)
         watchers: list[Watcher] = []
         try:
             await wait_for_port(cloud_port)

@@ -39,7 +39,6 @@ import random
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -56,6 +55,7 @@ from harness import (
     open_fds,
     rss_megabytes,
     run,
+    spawn,
     stop_processes,
     wait_for_port,
 )
@@ -215,23 +215,18 @@ async def soak(clients: int, minutes: float) -> dict[str, float]:
     cloud, lan, port, rtsp = free_port(), free_port(socket.SOCK_DGRAM), free_port(), free_port()
     user, password, api_key = "soaku00001", "soak-password", "soak-skybell-key"
     simulators = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bridge", "simulate", "doorbird", "--http-port",
-             str(bird_http), "--rtsp-port", str(bird_rtsp), "--user", user, "--password",
-             password, "--event-port", str(bird_udp), "--device-type", "DoorBird D2101V",
-             "--relays", "1,2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen(
-            [sys.executable, "-m", "bridge", "simulate", "skybell", "--port", str(cloud),
-             "--api-key", api_key, "--devices", "2", "--udp-port", str(lan)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        spawn("simulate", "doorbird", "--http-port", str(bird_http), "--rtsp-port",
+              str(bird_rtsp), "--user", user, "--password", password, "--event-port",
+              str(bird_udp), "--device-type", "DoorBird D2101V", "--relays", "1,2"),
+        spawn("simulate", "skybell", "--port", str(cloud), "--api-key", api_key, "--devices",
+              "2", "--udp-port", str(lan))]
     with tempfile.TemporaryDirectory() as data:
         env = bridge_env(port, data, rtsp, doorbird=[{
             "host": f"127.0.0.1:{bird_http}", "username": user, "password": password,
             "event_ports": [bird_udp], "listen_host": "127.0.0.1", "rtsp_port": bird_rtsp}],
             skybell=[{"api_key": api_key, "base_url": f"http://127.0.0.1:{cloud}",
                       "poll_interval": 10, "udp_port": lan, "udp_listen": "127.0.0.1"}])
-        bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env,
-                                  stdout=subprocess.DEVNULL)
+        bridge = spawn(env=env, stderr=None)
         try:
             for waited in (bird_http, cloud, port):
                 await wait_for_port(waited, 60)
