@@ -51,6 +51,7 @@ import orjson
 import websockets
 from harness import (
     bridge_env,
+    bridge_state,
     free_port,
     open_fds,
     rss_megabytes,
@@ -63,7 +64,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stamped import StampedConnection
 
 RING_EVERY = 3.0
-"""Seconds at least between two rings (of whichever doorbell has waited longest)."""
+"""Seconds at least between two rings (of whichever doorbell has rested longest)."""
 RING_DEADLINE = 10.0
 """A ring not received by a listening client within this long is lost."""
 WATCHERS_PER_CAMERA = 3
@@ -226,10 +227,12 @@ async def soak(clients: int, minutes: float) -> dict[str, float]:
             "event_ports": [bird_udp], "listen_host": "127.0.0.1", "rtsp_port": bird_rtsp}],
             skybell=[{"api_key": api_key, "base_url": f"http://127.0.0.1:{cloud}",
                       "poll_interval": 10, "udp_port": lan, "udp_listen": "127.0.0.1"}])
-        bridge = spawn(env=env, stderr=None)
+        bridge = None
         try:
-            for waited in (bird_http, cloud, port):
+            for waited in (bird_http, cloud):  # the devices are up before the bridge looks
                 await wait_for_port(waited, 60)
+            bridge = spawn(env=env, stderr=None)
+            await wait_for_port(port, 60)
             async with aiohttp.ClientSession() as http, \
                     http.get(f"http://127.0.0.1:{cloud}/_sim/state") as answer:
                 sim = await answer.json()
@@ -238,21 +241,16 @@ async def soak(clients: int, minutes: float) -> dict[str, float]:
             bird = f"http://127.0.0.1:{bird_http}/_sim/ring?n=1"
             return await drive(bridge, port, rtsp, clients, minutes, hooks, bird)
         finally:
-            stop_processes(bridge, *simulators)
+            stop_processes(*([bridge] if bridge else []), *simulators)
 
 
 async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: int,
                 minutes: float, hooks: dict[str, str], bird: str) -> dict[str, float]:
     """``hooks``: each SkyBell's ring hook by serial; ``bird``: the DoorBird's."""
     url = f"ws://127.0.0.1:{port}"
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                async with websockets.connect(url) as probe:
-                    await probe.recv()
-                    break
-            except OSError:
-                await asyncio.sleep(0.2)
+    async with asyncio.timeout(60):  # every doorbell a station of its own, the DoorBird's too
+        while len((await bridge_state(url))["stations"]) < len(hooks) + 1:
+            await asyncio.sleep(0.2)
     tally, rings = Tally(), {}
     crowd = [Client(i, url, tally, rings) for i in range(clients)]
     states = await asyncio.gather(*(c.connect() for c in crowd))
@@ -294,7 +292,7 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
                 memory.append((now - started, rss_megabytes(bridge.pid)))
                 next_sample += 5
             ready = [s for s in doorbells if now - last_ring.get(s, -1e9) >= quiet_gap(s, skybells)]
-            if now >= next_ring and ready:  # the doorbell that has waited longest
+            if now >= next_ring and ready:  # the doorbell that has rested longest
                 serial = min(ready, key=lambda s: last_ring.get(s, -1e9))
                 rings[serial] = rings.get(serial, 0) + 1
                 last_ring[serial] = now
