@@ -138,11 +138,11 @@ class Client:
 
     async def command(self, command: str, **params: Any) -> dict[str, Any]:
         message_id = f"{command}-{next(self.ids)}"
-        future = asyncio.get_running_loop().create_future()
-        self.pending[message_id] = future
         assert self.ws is not None
-        await self.ws.send(orjson.dumps({"messageId": message_id, "command": command,
-                                         **params}).decode())
+        self.ws.send(orjson.dumps({"messageId": message_id, "command": command,
+                                   **params}).decode())
+        # the answer cannot be read before this coroutine next waits
+        future = self.pending[message_id] = asyncio.get_running_loop().create_future()
         return await asyncio.wait_for(future, 30)
 
     async def close(self) -> None:

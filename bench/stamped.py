@@ -12,6 +12,7 @@ websockets library's (sans-I/O), driven from the event loop's reader callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import time
@@ -42,7 +43,8 @@ class StampedConnection:
         self.opened: asyncio.Future[None] = self.loop.create_future()
         self.closed = asyncio.Event()
         self._parts: list[bytes] = []
-        self._sending = asyncio.Lock()
+        self._out = bytearray()  # bytes the socket has not taken yet, in order
+        self._writing = self._done_writing = False
 
     @classmethod
     async def open(cls, url: str, on_message: OnMessage) -> StampedConnection:
@@ -60,38 +62,59 @@ class StampedConnection:
         connection = cls(sock, protocol, on_message)
         protocol.send_request(protocol.connect())
         loop.add_reader(sock, connection._readable)
+        connection._flush()
         try:
-            await connection._send_pending()
             await connection.opened
         except BaseException:
             connection._shut()
             raise
         return connection
 
-    async def send(self, text: str) -> None:
+    def send(self, text: str) -> None:
         if self.protocol.state is not State.OPEN:
             raise ConnectionError("the connection is closed")
         self.protocol.send_text(text.encode())
-        await self._send_pending()
+        self._flush()
 
     async def close(self) -> None:
         """The closing handshake (five seconds at most), then the socket goes."""
         if self.protocol.state is State.OPEN:
             self.protocol.send_close()
-            try:
-                await self._send_pending()
+            self._flush()
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self.closed.wait()
-            except (OSError, TimeoutError):
-                pass
         self._shut()
 
-    async def _send_pending(self) -> None:
-        async with self._sending:
-            for chunk in self.protocol.data_to_send():
-                if chunk:
-                    await self.loop.sock_sendall(self.sock, chunk)
-                else:  # the protocol is done writing
+    def _flush(self) -> None:
+        """Write what the protocol has to send (requests, pongs, the closing handshake), in
+        order: what the socket does not take now goes when it is writable."""
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self._out += chunk
+            else:  # the protocol is done writing
+                self._done_writing = True
+        self._write_out()
+
+    def _write_out(self) -> None:
+        if self.sock.fileno() < 0:
+            return
+        if self._out:
+            try:
+                del self._out[:self.sock.send(self._out)]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:  # the connection broke: reading will find its end
+                self._out.clear()
+        if self._out and not self._writing:
+            self.loop.add_writer(self.sock, self._write_out)
+            self._writing = True
+        elif not self._out:
+            if self._writing:
+                self.loop.remove_writer(self.sock)
+                self._writing = False
+            if self._done_writing:
+                with contextlib.suppress(OSError):
                     self.sock.shutdown(socket.SHUT_WR)
 
     def _readable(self) -> None:
@@ -116,15 +139,7 @@ class StampedConnection:
                 self._handshake_done()
             elif isinstance(event, Frame):
                 self._frame(event, stamp)
-        answers = self.protocol.data_to_send()  # pongs and the close handshake's reply
-        try:
-            for chunk in answers:
-                if chunk:
-                    self.sock.send(chunk)
-                else:
-                    self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        self._flush()
         if not data or self.protocol.state is State.CLOSED:
             self._shut()
 
@@ -149,6 +164,8 @@ class StampedConnection:
     def _shut(self) -> None:
         if self.sock.fileno() >= 0:
             self.loop.remove_reader(self.sock)
+            if self._writing:
+                self.loop.remove_writer(self.sock)
             self.sock.close()
         if not self.opened.done():
             self.opened.set_exception(ConnectionError("closed during the handshake"))
