@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,8 +85,28 @@ def spawn(*arguments: str, env: dict[str, str] | None = None,
                             stdout=subprocess.DEVNULL, stderr=stderr)
 
 
-def stop_processes(*processes: subprocess.Popen[bytes]) -> None:
+async def start_bridge(env: dict[str, str], port: int, devices: Iterable[int],
+                       stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """A bridge started only once the simulated devices listen on their ``devices`` ports (a
+    bridge that looks earlier finds a backend unavailable and tries again only 30 s later), and
+    returned once it listens on ``port``."""
+    for device in devices:
+        await wait_for_port(device, 60)
+    bridge = spawn(env=env, stderr=stderr)
+    try:
+        await wait_for_port(port, 60)
+    except BaseException:
+        stop_processes(bridge)
+        raise
+    return bridge
+
+
+def stop_processes(*processes: subprocess.Popen[bytes] | None) -> None:
+    """Stop each process (SIGTERM, then SIGKILL after 10 s); ``None`` stands for one never
+    started."""
     for process in processes:
+        if process is None:
+            continue
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
@@ -105,8 +125,16 @@ def bridge_env(port: int, data: str, rtsp_port: int, **backends: object) -> dict
     return env
 
 
-async def bridge_state(url: str) -> dict[str, Any]:
-    """The bridge's state, as a listening client receives it."""
+async def bridge_state(url: str, stations: int = 0) -> dict[str, Any]:
+    """The bridge's state, as a listening client receives it, once it lists ``stations``
+    stations (every backend has reported its devices; a minute at most)."""
+    async with asyncio.timeout(60):
+        while len((state := await _state(url))["stations"]) < stations:
+            await asyncio.sleep(0.2)
+    return state
+
+
+async def _state(url: str) -> dict[str, Any]:
     async with websockets.connect(url) as probe:
         await probe.recv()
         await probe.send('{"command":"set_api_schema","schemaVersion":21}')

@@ -56,8 +56,8 @@ from harness import (
     free_port,
     rss_megabytes,
     spawn,
+    start_bridge,
     stop_processes,
-    wait_for_port,
 )
 
 from bridge.media.buffers import buffer_json
@@ -308,14 +308,12 @@ async def relay_cpu(seconds: float, figures: dict[str, float]) -> tuple[float, f
         env = bridge_env(bridge_port, data, relay_port, doorbird=[{
             "host": f"127.0.0.1:{http}", "username": user, "password": password,
             "event_ports": [event], "listen_host": "127.0.0.1", "rtsp_port": rtsp}])
-        bridge = spawn(env=env)
-        watchers: list[Watcher] = []
+        bridge, watchers = None, list[Watcher]()
         try:
-            await wait_for_port(http)
-            await wait_for_port(bridge_port)
+            bridge = await start_bridge(env, bridge_port, [http])
             url = f"ws://127.0.0.1:{bridge_port}"
             # a DoorBird's doorbell shares its station's serial
-            serial = (await bridge_state(url))["stations"][0]
+            serial = (await bridge_state(url, stations=1))["stations"][0]
             results = []
             for clients in (1, 10):
                 results.append(await relay_percent(url, serial, bridge.pid, seconds, watchers,
@@ -341,13 +339,11 @@ async def skybell_relay(seconds: float, figures: dict[str, float]) -> None:
     with tempfile.TemporaryDirectory() as data:
         env = bridge_env(bridge_port, data, relay_port, skybell=[{
             "api_key": api_key, "base_url": f"http://127.0.0.1:{cloud_port}", "udp_port": 0}])
-        bridge = spawn(env=env)
-        watchers: list[Watcher] = []
+        bridge, watchers = None, list[Watcher]()
         try:
-            await wait_for_port(cloud_port)
-            await wait_for_port(bridge_port)
+            bridge = await start_bridge(env, bridge_port, [cloud_port])
             url = f"ws://127.0.0.1:{bridge_port}"
-            serial = (await bridge_state(url))["devices"][0]
+            serial = (await bridge_state(url, stations=1))["devices"][0]
             started = time.perf_counter()
             watchers.append(await Watcher.start(url, serial))
             async with asyncio.timeout(60):

@@ -57,8 +57,8 @@ from harness import (
     rss_megabytes,
     run,
     spawn,
+    start_bridge,
     stop_processes,
-    wait_for_port,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from stamped import StampedConnection
@@ -229,10 +229,7 @@ async def soak(clients: int, minutes: float) -> dict[str, float]:
                       "poll_interval": 10, "udp_port": lan, "udp_listen": "127.0.0.1"}])
         bridge = None
         try:
-            for waited in (bird_http, cloud):  # the devices are up before the bridge looks
-                await wait_for_port(waited, 60)
-            bridge = spawn(env=env, stderr=None)
-            await wait_for_port(port, 60)
+            bridge = await start_bridge(env, port, [bird_http, cloud], stderr=None)
             async with aiohttp.ClientSession() as http, \
                     http.get(f"http://127.0.0.1:{cloud}/_sim/state") as answer:
                 sim = await answer.json()
@@ -241,16 +238,14 @@ async def soak(clients: int, minutes: float) -> dict[str, float]:
             bird = f"http://127.0.0.1:{bird_http}/_sim/ring?n=1"
             return await drive(bridge, port, rtsp, clients, minutes, hooks, bird)
         finally:
-            stop_processes(*([bridge] if bridge else []), *simulators)
+            stop_processes(bridge, *simulators)
 
 
 async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: int,
                 minutes: float, hooks: dict[str, str], bird: str) -> dict[str, float]:
     """``hooks``: each SkyBell's ring hook by serial; ``bird``: the DoorBird's."""
     url = f"ws://127.0.0.1:{port}"
-    async with asyncio.timeout(60):  # every doorbell a station of its own, the DoorBird's too
-        while len((await bridge_state(url))["stations"]) < len(hooks) + 1:
-            await asyncio.sleep(0.2)
+    await bridge_state(url, stations=len(hooks) + 1)  # every doorbell is a station of its own
     tally, rings = Tally(), {}
     crowd = [Client(i, url, tally, rings) for i in range(clients)]
     states = await asyncio.gather(*(c.connect() for c in crowd))
@@ -292,8 +287,8 @@ async def drive(bridge: subprocess.Popen[bytes], port: int, rtsp: int, clients: 
                 memory.append((now - started, rss_megabytes(bridge.pid)))
                 next_sample += 5
             ready = [s for s in doorbells if now - last_ring.get(s, -1e9) >= quiet_gap(s, skybells)]
-            if now >= next_ring and ready:  # the doorbell that has rested longest
-                serial = min(ready, key=lambda s: last_ring.get(s, -1e9))
+            if now >= next_ring and ready:
+                serial = min(ready, key=lambda s: last_ring.get(s, -1e9))  # rested longest
                 rings[serial] = rings.get(serial, 0) + 1
                 last_ring[serial] = now
                 sent = await ring(http, hooks.get(serial, bird))
